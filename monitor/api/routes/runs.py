@@ -1,0 +1,56 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from monitor import store
+from monitor.api.deps import SessionDep
+from monitor.models import Run
+from monitor.schemas import RunCreate, RunPublic, RunsPublic
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+def run_public(run: Run, keys: list[str]) -> RunPublic:
+    return RunPublic(
+        id=run.id, name=run.name, config=run.config or {}, status=run.status,
+        created_at=run.created_at, updated_at=run.updated_at, finished_at=run.finished_at,
+        last_step=run.last_step, series_keys=keys, url=f"/runs/{run.id}",
+    )
+
+
+@router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
+             responses={200: {"model": RunPublic, "description": "An existing run, resumed"}})
+def create_run(session: SessionDep, run_create: RunCreate, response: Response) -> RunPublic:
+    """Create a run, or resume one: by its id, or (with `resume`) the newest run of that name."""
+    run, created = store.create_or_resume_run(session=session, run_create=run_create)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    keys = store.series_keys(session=session, run_ids=[run.id])[run.id]
+    return run_public(run, keys)
+
+
+@router.get("", response_model=RunsPublic)
+def list_runs(
+    session: SessionDep,
+    name: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RunsPublic:
+    """Runs, newest first."""
+    runs, count = store.list_runs(session=session, name=name, limit=limit, offset=offset)
+    keys = store.series_keys(session=session, run_ids=[r.id for r in runs])
+    return RunsPublic(data=[run_public(r, keys[r.id]) for r in runs], count=count)
+
+
+@router.get("/{run_id}", response_model=RunPublic)
+def read_run(session: SessionDep, run_id: str) -> RunPublic:
+    """One run, with the keys of its series."""
+    run = store.get_run(session=session, run_id=run_id)
+    return run_public(run, store.series_keys(session=session, run_ids=[run_id])[run_id])
+
+
+@router.post("/{run_id}/finish", response_model=RunPublic)
+def finish_run(session: SessionDep, run_id: str) -> RunPublic:
+    """Mark a run finished (the client does this at exit); finishing twice is harmless."""
+    run = store.finish_run(session=session, run_id=run_id)
+    return run_public(run, store.series_keys(session=session, run_ids=[run_id])[run_id])

@@ -1,0 +1,91 @@
+"""The FastAPI app factory: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+
+from monitor import __version__, migrate, store
+from monitor.api.routes import health, points, runs, samples, series
+from monitor.db import make_engine, make_sessionmaker
+from monitor.gzip_request import GzipRequestMiddleware
+from monitor.settings import Settings
+
+log = logging.getLogger("ganwatch")
+
+
+def web_dir() -> Path:
+    """The dashboard's static files: the checkout's web/ or the copy installed as monitor.web."""
+    checkout = Path(__file__).resolve().parent.parent / "web"
+    if (checkout / "index.html").is_file():
+        return checkout
+    return Path(str(resources.files("monitor.web")))
+
+
+def plotly_js() -> Path:
+    """Plotly.js as bundled in the installed ``plotly`` package, so the dashboard works offline."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def api_router() -> APIRouter:
+    api = APIRouter(prefix="/api/v1")
+    for module in (health, runs, points, series, samples):
+        api.include_router(module.router)
+    return api
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = make_engine(settings.resolved_database_url())
+        migrate.upgrade(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        log.info("ganwatch %s storing in %s", __version__, engine.url.render_as_string())
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="ganwatch", version=__version__, lifespan=lifespan,
+                  description="Training-health diagnostics for GANs.")
+    app.state.settings = settings
+    app.add_middleware(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(store.NotFound)
+    async def _not_found(_request: Request, exc: store.NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database error: %s", exc)
+        return JSONResponse(status_code=503, content={"detail": "the database is unavailable; "
+                                                                 "retry later"})
+
+    app.include_router(api_router())
+
+    static = web_dir()
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/static-vendor/plotly.min.js", include_in_schema=False)
+    def _plotly() -> FileResponse:
+        return FileResponse(plotly_js(), media_type="text/javascript")
+
+    @app.get("/", include_in_schema=False)
+    def _index() -> FileResponse:
+        return FileResponse(static / "index.html")
+
+    @app.get("/runs/{run_id}", include_in_schema=False)
+    def _run_page(run_id: str) -> FileResponse:
+        return FileResponse(static / "run.html")
+
+    return app

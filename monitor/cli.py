@@ -1,0 +1,94 @@
+"""The ``ganwatch`` command: serve, demo, replay."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not a usage dump
+        self.exit(2, f"ganwatch: error: {message} (see --help)\n")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from monitor.app import create_app
+    from monitor.settings import Settings
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                   ("data_dir", args.data_dir),
+                                   ("database_url", args.database_url)) if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"ganwatch: error: setting {'.'.join(map(str, first['loc']))}: {first['msg']}",
+              file=sys.stderr)
+        return 2
+    print(f"ganwatch: dashboard at http://{_url_host(settings.host)}:{settings.port}/", flush=True)
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                    log_level=settings.log_level, access_log=args.access_log)
+    except Exception as exc:
+        print(f"ganwatch: error: the server stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from trainer_client.replay import replay
+
+    return replay(Path(args.spool), server=args.server or os.environ.get("GANWATCH_URL"))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(port=args.port, data_dir=Path(args.data_dir), steps=args.steps,
+                    keep_serving=not args.exit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="ganwatch", description="Training-health diagnostics for GANs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = sub.add_parser("serve", help="run the server and dashboard")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1; GANWATCH_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 8765; GANWATCH_PORT)")
+    serve.add_argument("--data-dir", help="where the SQLite file lives (default .ganwatch)")
+    serve.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(func=_serve)
+
+    demo = sub.add_parser("demo", help="start a server and stream a short GAN training to it")
+    demo.add_argument("--port", type=int, default=8765)
+    demo.add_argument("--data-dir", default=".ganwatch-demo")
+    demo.add_argument("--steps", type=int, default=600)
+    demo.add_argument("--exit", action="store_true", help="stop the server when training ends")
+    demo.set_defaults(func=_demo)
+
+    replay = sub.add_parser("replay", help="send what a client left in its spool")
+    replay.add_argument("spool", help="a run's spool directory, or the spool root")
+    replay.add_argument("--server", help="server URL (default GANWATCH_URL or 127.0.0.1:8765)")
+    replay.set_defaults(func=_replay)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Request and response schemas, named by role (``RunCreate``, ``RunPublic``, ``RunsPublic``...).
+
+Non-finite numbers: JSON has no literal for them, so the API writes them as the strings
+``"NaN"``, ``"Infinity"`` and ``"-Infinity"``. On ingest it accepts those strings (and the bare
+``NaN``/``Infinity`` tokens Python's json module writes) as well as ordinary numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+SeriesKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# float (not a strict float) so that "NaN", "Infinity" and "-Infinity" strings parse too.
+Value = float
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: RunId | None = Field(None, description="Client-made run id; an existing id resumes that run.")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    config: dict[str, Any] = Field(default_factory=dict)
+    resume: bool = Field(
+        False, description="Without an id: resume the newest run with this name, if there is one."
+    )
+
+
+class RunPublic(BaseModel):
+    id: str
+    name: str
+    config: dict[str, Any]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    last_step: int | None
+    series_keys: list[str]
+    url: str
+
+
+class RunsPublic(BaseModel):
+    data: list[RunPublic]
+    count: int
+
+
+class SeriesColumns(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[int]
+    values: list[Value]
+    wall_times: list[float] | None = Field(
+        None, description="Seconds since the epoch, one per point; the server's clock if omitted."
+    )
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> SeriesColumns:
+        if len(self.values) != len(self.steps):
+            raise ValueError(
+                f"steps has {len(self.steps)} entries but values has {len(self.values)}"
+            )
+        if self.wall_times is not None and len(self.wall_times) != len(self.steps):
+            raise ValueError(
+                f"steps has {len(self.steps)} entries but wall_times has {len(self.wall_times)}"
+            )
+        return self
+
+
+class PointsBatch(BaseModel):
+    """A columnar batch: for each series key, parallel lists of steps, values and wall times."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_id: BatchId = Field(description="Client-made id: a batch sent twice is stored once.")
+    series: dict[SeriesKey, SeriesColumns]
+
+
+class IngestResult(BaseModel):
+    batch_id: str
+    accepted: int = Field(description="Points stored by this request (0 for a duplicate).")
+    duplicate: bool
+
+
+class SeriesPublic(BaseModel):
+    key: str
+    steps: list[int]
+    values: list[float | str]
+    wall_times: list[float]
+    count: int = Field(description="Points in the series (in the requested step range).")
+    downsampled: bool
+
+
+class SeriesRead(BaseModel):
+    run_id: str
+    series: list[SeriesPublic]
+
+
+class SamplePublic(BaseModel):
+    id: int
+    run_id: str
+    key: str
+    step: int
+    wall_time: float
+    width: int
+    height: int
+    url: str
+
+
+class SamplesPublic(BaseModel):
+    data: list[SamplePublic]
+    count: int
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    database: str

@@ -1,0 +1,283 @@
+"""Queries. Each takes keyword-only arguments and a session; route handlers stay thin."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from monitor.models import IngestedBatch, Point, Run, Sample, Series, utcnow
+from monitor.schemas import PointsBatch, RunCreate
+
+FLOAT_MAX = sys.float_info.max
+POINTS = Point.__table__
+
+
+class NotFound(Exception):
+    """The thing asked for does not exist; the message says which."""
+
+
+@dataclass
+class SeriesData:
+    key: str
+    steps: list[int]
+    values: list[float]  # NaN for stored NULLs
+    wall_times: list[float]
+    count: int
+    downsampled: bool
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(8)
+
+
+def get_run(*, session: Session, run_id: str) -> Run:
+    """The run with this id, or NotFound."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"unknown run '{run_id}'")
+    return run
+
+
+def create_or_resume_run(*, session: Session, run_create: RunCreate) -> tuple[Run, bool]:
+    """Create a run, or return the existing one (by id, or by name with resume); True if created."""
+    if run_create.id is not None:
+        existing = session.get(Run, run_create.id)
+        if existing is not None:
+            return existing, False
+    elif run_create.resume:
+        existing = session.scalars(
+            select(Run).where(Run.name == run_create.name).order_by(Run.created_at.desc()).limit(1)
+        ).first()
+        if existing is not None:
+            return existing, False
+    run = Run(id=run_create.id or new_run_id(), name=run_create.name, config=run_create.config,
+              status="running")
+    session.add(run)
+    try:
+        session.commit()
+    except IntegrityError:  # the same id created concurrently (a retried request): resume it
+        session.rollback()
+        return get_run(session=session, run_id=run_create.id or run.id), False
+    return run, True
+
+
+def finish_run(*, session: Session, run_id: str) -> Run:
+    """Mark a run finished (idempotent)."""
+    run = get_run(session=session, run_id=run_id)
+    if run.status != "finished":
+        run.status = "finished"
+        run.finished_at = utcnow()
+        run.updated_at = run.finished_at
+        session.commit()
+    return run
+
+
+def list_runs(*, session: Session, name: str | None, limit: int, offset: int) -> tuple[list[Run], int]:
+    """Runs, newest first, optionally only those with a given name."""
+    query = select(Run)
+    count_query = select(func.count()).select_from(Run)
+    if name is not None:
+        query = query.where(Run.name == name)
+        count_query = count_query.where(Run.name == name)
+    runs = session.scalars(query.order_by(Run.created_at.desc()).limit(limit).offset(offset)).all()
+    return list(runs), session.scalar(count_query) or 0
+
+
+def series_keys(*, session: Session, run_ids: list[str]) -> dict[str, list[str]]:
+    """The series keys of each run, sorted."""
+    keys: dict[str, list[str]] = {run_id: [] for run_id in run_ids}
+    if run_ids:
+        rows = session.execute(
+            select(Series.run_id, Series.key).where(Series.run_id.in_(run_ids)).order_by(Series.key)
+        )
+        for run_id, key in rows:
+            keys[run_id].append(key)
+    return keys
+
+
+def _claim_batch(*, session: Session, run_id: str, batch_id: str, kind: str, n_points: int) -> bool:
+    """Record a batch id inside the open transaction; False if it was already stored."""
+    try:
+        with session.begin_nested():
+            session.execute(insert(IngestedBatch).values(
+                batch_id=batch_id, run_id=run_id, kind=kind, n_points=n_points,
+                received_at=utcnow()))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _series_ids(*, session: Session, run_id: str, keys: list[str]) -> dict[str, int]:
+    ids = dict(session.execute(
+        select(Series.key, Series.id).where(Series.run_id == run_id, Series.key.in_(keys))
+    ).all())
+    missing = [k for k in keys if k not in ids]
+    if missing:
+        dialect = session.get_bind().dialect.name
+        insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert_fn(Series.__table__).on_conflict_do_nothing(
+            index_elements=["run_id", "key"])
+        session.execute(stmt, [{"run_id": run_id, "key": k} for k in missing])
+        ids.update(session.execute(
+            select(Series.key, Series.id).where(Series.run_id == run_id, Series.key.in_(missing))
+        ).all())
+    return ids
+
+
+def _touch_run(*, session: Session, run_id: str, last_step: int | None) -> None:
+    values: dict = {"updated_at": utcnow()}
+    if last_step is not None:
+        # SQLite spells the two-argument maximum max(); PostgreSQL spells it greatest().
+        greatest = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
+        values["last_step"] = greatest(func.coalesce(Run.last_step, last_step), last_step)
+    session.execute(update(Run).where(Run.id == run_id).values(**values))
+
+
+def ingest_points(*, session: Session, run_id: str, batch: PointsBatch) -> tuple[int, bool]:
+    """Store a columnar batch in one transaction; returns (points stored, was it a duplicate)."""
+    get_run(session=session, run_id=run_id)
+    n_points = sum(len(cols.steps) for cols in batch.series.values())
+    if not _claim_batch(session=session, run_id=run_id, batch_id=batch.batch_id, kind="points",
+                        n_points=n_points):
+        session.rollback()
+        return 0, True
+    ids = _series_ids(session=session, run_id=run_id, keys=list(batch.series))
+    now = time.time()
+    rows = []
+    last_step: int | None = None
+    for key, cols in batch.series.items():
+        sid = ids[key]
+        times = cols.wall_times or [now] * len(cols.steps)
+        rows.extend(
+            {"series_id": sid, "step": s, "value": None if v != v else v, "wall_time": t}
+            for s, v, t in zip(cols.steps, cols.values, times)
+        )
+        if cols.steps:
+            top = max(cols.steps)
+            last_step = top if last_step is None else max(last_step, top)
+    if rows:
+        session.execute(insert(POINTS), rows)
+    _touch_run(session=session, run_id=run_id, last_step=last_step)
+    session.commit()
+    return n_points, False
+
+
+def _series_id(*, session: Session, run_id: str, key: str) -> int:
+    sid = session.scalar(select(Series.id).where(Series.run_id == run_id, Series.key == key))
+    if sid is None:
+        raise NotFound(f"run '{run_id}' has no series '{key}'")
+    return sid
+
+
+_BUCKETED = text("""
+WITH b AS (
+    SELECT id, step, value, wall_time, ((step - :lo) * :nb) / :span AS bucket
+    FROM points
+    WHERE series_id = :sid AND step >= :lo AND step <= :hi
+),
+finite AS (
+    SELECT id, step, value, wall_time,
+           ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value ASC, step ASC, id ASC) AS rmin,
+           ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value DESC, step ASC, id ASC) AS rmax
+    FROM b
+    WHERE value IS NOT NULL AND value >= :neg_fmax AND value <= :fmax
+)
+SELECT id, step, value, wall_time FROM finite WHERE rmin = 1 OR rmax = 1
+UNION
+SELECT id, step, value, wall_time FROM b
+    WHERE value IS NULL OR value > :fmax OR value < :neg_fmax
+UNION
+SELECT * FROM (SELECT id, step, value, wall_time FROM b ORDER BY step ASC, id ASC LIMIT 1) AS f
+UNION
+SELECT * FROM (SELECT id, step, value, wall_time FROM b ORDER BY step DESC, id DESC LIMIT 1) AS l
+ORDER BY step, id
+""")
+
+
+def read_series(*, session: Session, run_id: str, key: str, max_points: int,
+                min_step: int | None = None, max_step: int | None = None) -> SeriesData:
+    """A series, downsampled into min/max buckets when it has more than max_points points.
+
+    The first and last points and every non-finite value are always kept, so a spike or a NaN
+    is never sampled away; the result can exceed max_points by the number of non-finite values.
+    """
+    sid = _series_id(session=session, run_id=run_id, key=key)
+    where = [Point.series_id == sid]
+    if min_step is not None:
+        where.append(Point.step >= min_step)
+    if max_step is not None:
+        where.append(Point.step <= max_step)
+    count, lo, hi = session.execute(
+        select(func.count(), func.min(Point.step), func.max(Point.step)).where(*where)
+    ).one()
+    if count <= max_points:
+        rows = session.execute(
+            select(Point.step, Point.value, Point.wall_time).where(*where)
+            .order_by(Point.step, Point.id)
+        ).all()
+        downsampled = False
+    else:
+        n_buckets = max(1, (max_points - 2) // 2)
+        rows = session.execute(_BUCKETED, {
+            "sid": sid, "lo": lo, "hi": hi, "nb": n_buckets, "span": hi - lo + 1,
+            "fmax": FLOAT_MAX, "neg_fmax": -FLOAT_MAX,
+        }).all()
+        rows = [(r[1], r[2], r[3]) for r in rows]
+        downsampled = True
+    nan = math.nan
+    return SeriesData(
+        key=key,
+        steps=[r[0] for r in rows],
+        values=[nan if r[1] is None else r[1] for r in rows],
+        wall_times=[r[2] for r in rows],
+        count=count,
+        downsampled=downsampled,
+    )
+
+
+def add_sample(*, session: Session, run_id: str, key: str, step: int, wall_time: float,
+               width: int, height: int, png: bytes, batch_id: str | None) -> tuple[Sample | None, bool]:
+    """Store a PNG sample grid; (None, True) when its batch id was already stored."""
+    get_run(session=session, run_id=run_id)
+    if batch_id is not None and not _claim_batch(session=session, run_id=run_id,
+                                                 batch_id=batch_id, kind="sample", n_points=0):
+        session.rollback()
+        return None, True
+    sample = Sample(run_id=run_id, key=key, step=step, wall_time=wall_time, width=width,
+                    height=height, png=png)
+    session.add(sample)
+    _touch_run(session=session, run_id=run_id, last_step=None)
+    session.commit()
+    return sample, False
+
+
+def list_samples(*, session: Session, run_id: str, key: str | None, limit: int,
+                 offset: int) -> tuple[list, int]:
+    """A run's samples (without their PNG bytes), in step order."""
+    get_run(session=session, run_id=run_id)
+    where = [Sample.run_id == run_id]
+    if key is not None:
+        where.append(Sample.key == key)
+    cols = (Sample.id, Sample.run_id, Sample.key, Sample.step, Sample.wall_time, Sample.width,
+            Sample.height)
+    rows = session.execute(
+        select(*cols).where(*where).order_by(Sample.step, Sample.id).limit(limit).offset(offset)
+    ).all()
+    total = session.scalar(select(func.count()).select_from(Sample).where(*where)) or 0
+    return list(rows), total
+
+
+def get_sample_png(*, session: Session, run_id: str, sample_id: int) -> bytes:
+    """The PNG bytes of one sample, or NotFound."""
+    png = session.scalar(select(Sample.png).where(Sample.run_id == run_id, Sample.id == sample_id))
+    if png is None:
+        raise NotFound(f"run '{run_id}' has no sample {sample_id}")
+    return png

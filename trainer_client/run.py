@@ -1,0 +1,256 @@
+"""``init()`` and ``Run``: the two lines a training loop gains."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+from collections import deque
+from pathlib import Path
+
+from trainer_client import tensors
+from trainer_client.sender import Sender, warn
+from trainer_client.spool import Message, Spool, default_root
+from trainer_client.transport import Transport
+
+DEFAULT_SERVER = "http://127.0.0.1:8765"
+BATCH_KEYS = ("fake", "real")  # image batches: diversity summaries and sample grids
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _json_safe(config) -> dict:
+    try:
+        return json.loads(json.dumps(dict(config or {}), default=str))
+    except (TypeError, ValueError):
+        return {"config": str(config)}
+
+
+def stable_run_id(name: str) -> str:
+    """The run id that resume=True uses for a name: the same name always means the same run."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:40] or "run"
+    return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+class Run:
+    """A run being streamed to the server. ``log`` is an enqueue; the sender thread does the rest."""
+
+    def __init__(self, name: str, *, server: str, run_id: str, config: dict | None,
+                 models: dict | None, optimizers: dict | None, sample_every: int,
+                 sample_count: int, diversity_samples: int, grad_norm_every: int,
+                 flush_interval: float, max_batch: int, spool_dir: Path, exit_timeout: float,
+                 start_step: int = 0) -> None:
+        self.name = name
+        self.id = run_id
+        self.server = server.rstrip("/")
+        self.url = f"{self.server}/runs/{run_id}"
+        self.config = _json_safe(config)
+        self.sample_every = max(0, int(sample_every))
+        self.sample_count = max(1, int(sample_count))
+        self.diversity_samples = max(2, int(diversity_samples))
+        self.exit_timeout = exit_timeout
+        self.errors = 0
+        self._step = int(start_step)
+        self._max_batch = max_batch
+        self._records: deque = deque()
+        self._samples: deque = deque()
+        self._pending_vectors: dict = {}
+        self._finished = False
+        self._warned: set[str] = set()
+        self.spool = Spool(Path(spool_dir) / run_id)
+        if not self.spool.try_lock():
+            warn(f"another process is writing run {run_id}; its spool {self.spool.dir} is shared")
+        self.transport = Transport(self.server)
+        self._sender = Sender(run_id=run_id, transport=self.transport, spool=self.spool,
+                              records=self._records, samples=self._samples,
+                              flush_interval=flush_interval, max_batch=max_batch)
+        self.spool.append(Message(
+            method="POST", path="/api/v1/runs", headers={"Content-Type": "application/json"},
+            body=json.dumps({"id": run_id, "name": name, "config": self.config}).encode()))
+        self._probes = []
+        models = models or {}
+        for net, optimizer in (optimizers or {}).items():
+            self._probes.append(tensors.GradNormProbe(net, optimizer, models.get(net),
+                                                      every=grad_norm_every, sink=self))
+        self._sender.start()
+        atexit.register(self._at_exit)
+
+    # -- the hot path ----------------------------------------------------------------------
+
+    def log(self, step: int | None = None, **values) -> None:
+        """Record values for a step. Numbers or tensors (any device); never syncs, never raises."""
+        try:
+            if step is None:
+                step = self._step
+            self._step = step + 1
+            scalars = {}
+            for key, value in values.items():
+                if type(value) is float or type(value) is int:
+                    scalars[key] = float(value)
+                elif key in BATCH_KEYS and getattr(value, "ndim", 0) >= 2:
+                    self._batch(key, value, step, scalars)
+                elif value is not None:
+                    scalars[key] = tensors.summarise(value)
+            if "diversity/fake" in scalars and "diversity/real" in scalars:
+                scalars["diversity/ratio"] = scalars["diversity/fake"] / scalars["diversity/real"]
+            vectors = None
+            if self._pending_vectors:
+                vectors = list(self._pending_vectors.values())
+                self._pending_vectors.clear()
+            self._records.append((step, time.time(), scalars, vectors))
+            if len(self._records) >= self._max_batch:
+                self._sender.wake.set()
+        except Exception as exc:
+            self.note_error("log()", exc)
+
+    def _batch(self, key: str, batch, step: int, scalars: dict) -> None:
+        if tensors.is_tensor(batch):
+            d = tensors.diversity(batch, self.diversity_samples)
+            if d is not None:
+                scalars[f"diversity/{key}"] = d
+        if key == "fake" and self.sample_every and step % self.sample_every == 0 \
+                and getattr(batch, "ndim", 0) in (3, 4):
+            grid = batch.detach()[: self.sample_count]
+            grid = grid.clone() if tensors.is_tensor(grid) else grid.copy()
+            self._samples.append((step, time.time(), key, grid))
+
+    # -- called by the gradient-norm probes (in optimizer.step) ----------------------------
+
+    def wants_grad_norms(self, every: int) -> bool:
+        return not self._finished and self._step % every == 0
+
+    def add_vector(self, net: str, keys: list[str], vector) -> None:
+        self._pending_vectors[net] = (keys, vector)
+
+    def note_error(self, where: str, exc: Exception) -> None:
+        self.errors += 1
+        message = f"{where} failed ({type(exc).__name__}: {exc}); training continues"
+        if message not in self._warned and len(self._warned) < 20:
+            self._warned.add(message)
+            warn(message)
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Ask the sender to build and send what is queued now (it does not wait)."""
+        self._sender.wake.set()
+
+    def finish(self, timeout: float | None = None) -> None:
+        """Send what is left (for at most ``timeout`` seconds), then say what could not be sent."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            atexit.unregister(self._at_exit)
+            for probe in self._probes:
+                probe.remove()
+            finish = Message(method="POST", path=f"/api/v1/runs/{self.id}/finish")
+            self._sender.close([finish], self.exit_timeout if timeout is None else timeout)
+            self._report()
+        except Exception as exc:
+            self.note_error("finish()", exc)
+        finally:
+            self.transport.close()
+
+    def _report(self) -> None:
+        n, points, samples = self.spool.totals()
+        if n:
+            what = f"{points} points" + (f", {samples} sample grids" if samples else "")
+            reason = f": {self._sender.last_error}" if self._sender.last_error else ""
+            warn(f"{n} batches ({what}) of run '{self.name}' were not sent to {self.server}"
+                 f"{reason}. They are kept in {self.spool.dir} and will be sent by the next "
+                 f"ganwatch client that starts here, or now with: ganwatch replay {self.spool.dir}")
+        elif self._sender.rejected:
+            warn(f"{self._sender.rejected} batches were refused by the server; "
+                 f"they are kept in {self.spool.dir / 'rejected'}")
+        else:
+            self.spool.remove_if_empty()
+        self.spool.unlock()
+
+    def _at_exit(self) -> None:
+        self.finish()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.finish()
+
+
+class DisabledRun:
+    """What ``init`` returns when GANWATCH_DISABLED=1: the same methods, doing nothing."""
+
+    id = name = url = server = ""
+    errors = 0
+
+    def log(self, step: int | None = None, **values) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self, timeout: float | None = None) -> None:
+        pass
+
+    def __enter__(self) -> DisabledRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def init(name: str, *, models: dict | None = None, optimizers: dict | None = None,
+         config: dict | None = None, server: str | None = None, run_id: str | None = None,
+         resume: bool = False, sample_every: int = 500, sample_count: int = 64,
+         diversity_samples: int = 64, grad_norm_every: int = 1, flush_interval: float = 1.0,
+         max_batch: int = 2000, spool_dir: str | Path | None = None,
+         exit_timeout: float | None = None) -> Run | DisabledRun:
+    """Start streaming a run to the ganwatch server (``GANWATCH_URL``, default 127.0.0.1:8765).
+
+    ``models`` and ``optimizers`` map a network's name ("G", "D") to its module and optimizer:
+    gradient norms are then measured at every optimizer step. ``run_id`` (or GANWATCH_RUN_ID)
+    continues that run; ``resume=True`` continues the run of this name. Never raises.
+    """
+    if os.environ.get("GANWATCH_DISABLED", "").lower() in ("1", "true", "yes", "on"):
+        return DisabledRun()
+    try:
+        server = server or os.environ.get("GANWATCH_URL") or DEFAULT_SERVER
+        run_id = run_id or os.environ.get("GANWATCH_RUN_ID") or (
+            stable_run_id(name) if resume else secrets.token_hex(8))
+        start_step = 0
+        if resume or run_id == os.environ.get("GANWATCH_RUN_ID"):
+            start_step = _last_step(server, run_id)
+        return Run(
+            name, server=server, run_id=run_id, config=config, models=models,
+            optimizers=optimizers, sample_every=sample_every, sample_count=sample_count,
+            diversity_samples=diversity_samples, grad_norm_every=grad_norm_every,
+            flush_interval=_env_float("GANWATCH_FLUSH_INTERVAL", flush_interval),
+            max_batch=max_batch, spool_dir=Path(spool_dir) if spool_dir else default_root(),
+            exit_timeout=exit_timeout if exit_timeout is not None
+            else _env_float("GANWATCH_EXIT_TIMEOUT", 30.0),
+            start_step=start_step,
+        )
+    except Exception as exc:
+        warn(f"could not start ({type(exc).__name__}: {exc}); training continues unmonitored")
+        return DisabledRun()
+
+
+def _last_step(server: str, run_id: str) -> int:
+    """Where a resumed run continues: one past its last stored step (0 if unknown)."""
+    transport = Transport(server, timeout=2.0, connect_timeout=1.0)
+    try:
+        run = transport.get_json(f"/api/v1/runs/{run_id}", timeout=2.0)
+    finally:
+        transport.close()
+    if run and run.get("last_step") is not None:
+        return int(run["last_step"]) + 1
+    return 0

@@ -1,0 +1,62 @@
+"""HTTP to the server: one pooled connection, TCP_NODELAY, and a verdict per request."""
+
+from __future__ import annotations
+
+import enum
+import socket
+
+import httpx
+
+from trainer_client.spool import Message
+
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"  # stored (or already stored: a duplicate batch id)
+    RETRY = "retry"  # might succeed later: network error, 5xx, 408, 429
+    REJECTED = "rejected"  # the server refused it for good (4xx): sending again cannot help
+
+
+class Transport:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, connect_timeout: float = 2.0,
+                 headers: dict | None = None) -> None:
+        # Without TCP_NODELAY, small requests can wait ~40 ms on delayed ACKs.
+        transport = httpx.HTTPTransport(
+            retries=0, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        self.client = httpx.Client(
+            base_url=base_url.rstrip("/"), transport=transport, headers=headers or {},
+            timeout=httpx.Timeout(timeout, connect=connect_timeout))
+
+    def send(self, message: Message) -> tuple[Outcome, str]:
+        try:
+            response = self.client.request(message.method, message.path, params=message.params,
+                                           content=message.body, headers=message.headers)
+        except httpx.HTTPError as exc:
+            return Outcome.RETRY, f"{type(exc).__name__}: {exc}"
+        if response.is_success:
+            return Outcome.SENT, ""
+        detail = _detail(response)
+        if response.status_code in RETRYABLE_STATUS:
+            return Outcome.RETRY, f"HTTP {response.status_code}: {detail}"
+        return Outcome.REJECTED, f"HTTP {response.status_code}: {detail}"
+
+    def get_json(self, path: str, timeout: float) -> dict | None:
+        try:
+            response = self.client.get(path, timeout=timeout)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.is_success else None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])[:300]
+    return str(body)[:300]
