@@ -96,10 +96,8 @@ class Run:
             for key, value in values.items():
                 if type(value) is float or type(value) is int:
                     scalars[key] = float(value)
-                elif key in BATCH_KEYS and getattr(value, "ndim", 0) >= 2:
-                    self._batch(key, value, step, scalars)
                 elif value is not None:
-                    scalars[key] = tensors.summarise(value)
+                    self._other(key, value, step, scalars)
             if "diversity/fake" in scalars and "diversity/real" in scalars:
                 scalars["diversity/ratio"] = scalars["diversity/fake"] / scalars["diversity/real"]
             vectors = None
@@ -111,6 +109,16 @@ class Run:
                 self._sender.wake.set()
         except Exception as exc:
             self.note_error("log()", exc)
+
+    def _other(self, key: str, value, step: int, scalars: dict) -> None:
+        """Tensors, numpy values and image batches; a bad value is skipped, the rest kept."""
+        try:
+            if key in BATCH_KEYS and getattr(value, "ndim", 0) >= 2:
+                self._batch(key, value, step, scalars)
+            else:
+                scalars[key] = tensors.summarise(value)
+        except Exception as exc:
+            self.note_error(f"log({key}=...)", exc)
 
     def _batch(self, key: str, batch, step: int, scalars: dict) -> None:
         if tensors.is_tensor(batch):

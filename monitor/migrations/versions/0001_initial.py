@@ -62,14 +62,13 @@ def upgrade() -> None:
     op.create_index("ix_samples_run_step", "samples", ["run_id", "step"])
     op.create_table(
         "ingested_batches",
-        sa.Column("batch_id", sa.String(64), primary_key=True),
         sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id", ondelete="CASCADE"),
-                  nullable=False),
+                  primary_key=True),
+        sa.Column("batch_id", sa.String(64), primary_key=True),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("n_points", sa.Integer(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index("ix_ingested_batches_run_id", "ingested_batches", ["run_id"])
 
 
 def downgrade() -> None:
