@@ -22,7 +22,7 @@ Value = float
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: RunId | None = Field(None, description="Client-made run id; an existing id resumes that run.")
+    id: RunId | None = Field(None, description="Client-made run id; an existing id resumes it.")
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     config: dict[str, Any] = Field(default_factory=dict)
     resume: bool = Field(

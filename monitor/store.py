@@ -80,7 +80,8 @@ def finish_run(*, session: Session, run_id: str) -> Run:
     return run
 
 
-def list_runs(*, session: Session, name: str | None, limit: int, offset: int) -> tuple[list[Run], int]:
+def list_runs(*, session: Session, name: str | None, limit: int,
+              offset: int) -> tuple[list[Run], int]:
     """Runs, newest first, optionally only those with a given name."""
     query = select(Run)
     count_query = select(func.count()).select_from(Run)
@@ -244,7 +245,8 @@ def read_series(*, session: Session, run_id: str, key: str, max_points: int,
 
 
 def add_sample(*, session: Session, run_id: str, key: str, step: int, wall_time: float,
-               width: int, height: int, png: bytes, batch_id: str | None) -> tuple[Sample | None, bool]:
+               width: int, height: int, png: bytes,
+               batch_id: str | None) -> tuple[Sample | None, bool]:
     """Store a PNG sample grid; (None, True) when its batch id was already stored."""
     get_run(session=session, run_id=run_id)
     if batch_id is not None and not _claim_batch(session=session, run_id=run_id,

@@ -74,8 +74,10 @@ def test_non_finite_strings_and_tokens_are_accepted_on_ingest(api):
 
 BAD_BATCHES = {
     "bad JSON": ("{not json", {"Content-Type": "application/json"}),
-    "values not numbers": ({"batch_id": "b", "series": {"x": {"steps": [9], "values": ["abc"]}}}, {}),
-    "steps not integers": ({"batch_id": "b", "series": {"x": {"steps": ["one"], "values": [1]}}}, {}),
+    "values not numbers": (
+        {"batch_id": "b", "series": {"x": {"steps": [9], "values": ["abc"]}}}, {}),
+    "steps not integers": (
+        {"batch_id": "b", "series": {"x": {"steps": ["one"], "values": [1]}}}, {}),
     "series not a mapping": ({"batch_id": "b", "series": [1, 2]}, {}),
     "lengths differ": ({"batch_id": "b", "series": {"x": {"steps": [9, 10], "values": [1]}}}, {}),
     "no batch id": ({"series": {"x": {"steps": [9], "values": [1]}}}, {}),
@@ -152,7 +154,8 @@ def test_sample_for_unknown_run_gets_404(api):
 
 def test_runs_are_created_resumed_and_listed(api):
     rid = uuid.uuid4().hex[:12]
-    created = api.post("/api/v1/runs", json={"id": rid, "name": "resumable", "config": {"lr": 2e-4}})
+    created = api.post("/api/v1/runs",
+                       json={"id": rid, "name": "resumable", "config": {"lr": 2e-4}})
     assert created.status_code == 201
     again = api.post("/api/v1/runs", json={"id": rid, "name": "resumable"})
     assert again.status_code == 200 and again.json()["id"] == rid

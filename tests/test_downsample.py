@@ -31,7 +31,8 @@ def stored(api):
     steps, values = make_series()
     for start in range(0, len(steps), 2000):
         body = {"batch_id": f"b{start}", "series": {"v": {
-            "steps": steps[start:start + 2000], "values": [wire(v) for v in values[start:start + 2000]]}}}
+            "steps": steps[start:start + 2000],
+            "values": [wire(v) for v in values[start:start + 2000]]}}}
         assert api.post(f"/api/v1/runs/{run_id}/points", json=body).status_code == 200
     return run_id, steps, values
 

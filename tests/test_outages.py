@@ -3,8 +3,9 @@
 import subprocess
 import sys
 
-import trainer_client
 from conftest import series, wait_until
+
+import trainer_client
 
 
 def steps_of(server, run_id, key="x"):

@@ -17,7 +17,8 @@ def dcgan_run(server, tmp_path_factory):
     api = server.client()
     spool = tmp_path_factory.mktemp("spool")
     env = dict(os.environ, GANWATCH_URL=server.url, GANWATCH_SPOOL_DIR=str(spool))
-    before = {r["id"] for r in api.get("/api/v1/runs", params={"name": "dcgan-example"}).json()["data"]}
+    earlier = api.get("/api/v1/runs", params={"name": "dcgan-example"}).json()["data"]
+    before = {r["id"] for r in earlier}
     done = subprocess.run([sys.executable, str(LOOP), "--niter", "1", "--nbatches", "6"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -42,7 +42,7 @@ def stable_run_id(name: str) -> str:
 
 
 class Run:
-    """A run being streamed to the server. ``log`` is an enqueue; the sender thread does the rest."""
+    """A run streamed to the server. ``log`` is an enqueue; the sender thread does the rest."""
 
     def __init__(self, name: str, *, server: str, run_id: str, config: dict | None,
                  models: dict | None, optimizers: dict | None, sample_every: int,
@@ -232,11 +232,10 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
         return DisabledRun()
     try:
         server = server or os.environ.get("GANWATCH_URL") or DEFAULT_SERVER
-        run_id = run_id or os.environ.get("GANWATCH_RUN_ID") or (
-            stable_run_id(name) if resume else secrets.token_hex(8))
-        start_step = 0
-        if resume or run_id == os.environ.get("GANWATCH_RUN_ID"):
-            start_step = _last_step(server, run_id)
+        explicit_id = run_id or os.environ.get("GANWATCH_RUN_ID")
+        run_id = explicit_id or (stable_run_id(name) if resume else secrets.token_hex(8))
+        # Continuing a run: ask (briefly, before the loop starts) where its steps stopped.
+        start_step = _last_step(server, run_id) if explicit_id or resume else 0
         return Run(
             name, server=server, run_id=run_id, config=config, models=models,
             optimizers=optimizers, sample_every=sample_every, sample_count=sample_count,

@@ -44,7 +44,7 @@ def diversity(batch, max_samples: int):
 
 
 def to_host(t, deadline: float):
-    """Copy a tensor to the CPU without a blocking sync; None if the copy is not done by deadline."""
+    """Copy a tensor to the CPU without a blocking sync; None if not done by the deadline."""
     import torch
 
     if t.device.type != "cuda":
@@ -70,7 +70,7 @@ def materialise(tensors: list, deadline: float) -> list[float] | None:
     for i, t in enumerate(tensors):
         by_device.setdefault(t.device, []).append(i)
     flat: list[list[float]] = [[] for _ in tensors]
-    for device, idx in by_device.items():
+    for idx in by_device.values():
         parts = [tensors[i].reshape(-1).to(torch.float64) for i in idx]
         host = to_host(torch.cat(parts), deadline)
         if host is None:
@@ -160,7 +160,7 @@ class GradNormProbe:
         self.handle = optimizer.register_step_pre_hook(self._hook)
 
     def _index(self, present: tuple, device):
-        """Layer index of each present gradient, built on the device once (no host-to-device copy)."""
+        """Layer index of each present gradient, made on the device once (no host copy)."""
         key = (present, device)
         index = self._index_cache.get(key)
         if index is None:
@@ -173,7 +173,7 @@ class GradNormProbe:
         return index
 
     def measure(self):
-        """(keys, tensor of norms) for the gradients now in the parameters, or None if there are none."""
+        """(keys, tensor of norms) for the gradients in the parameters now, or None."""
         import torch
 
         present = tuple(i for i, p in enumerate(self.params) if p.grad is not None)

@@ -25,8 +25,8 @@ def read_series(
     session: SessionDep,
     settings: SettingsDep,
     run_id: str,
-    key: Annotated[list[str], Query(min_length=1, description="Series key; repeat for several.")],
-    max_points: Annotated[int, Query(ge=3, description="Downsample above this many points.")] = 2000,
+    key: Annotated[list[str], Query(min_length=1, description="Series key; repeat for more.")],
+    max_points: Annotated[int, Query(ge=3, description="Downsample above this.")] = 2000,
     min_step: int | None = None,
     max_step: int | None = None,
 ):
@@ -46,5 +46,5 @@ def read_series(
             "values": [json_value(v) for v in data.values],
             "wall_times": data.wall_times, "count": data.count, "downsampled": data.downsampled,
         })
-    # Built by hand and returned directly: re-validating 100k points per read costs more than it buys.
+    # Built by hand and returned directly: re-validating 100k points costs more than it buys.
     return JSONResponse({"run_id": run_id, "series": out})
