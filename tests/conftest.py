@@ -28,8 +28,9 @@ class ServerProcess:
     """A ganwatch server in its own process, which a test can kill and start again."""
 
     def __init__(self, *, data_dir: Path, database_url: str | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, env: dict | None = None) -> None:
         self.data_dir = data_dir
+        self.env = env or {}
         self.database_url = database_url
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -43,7 +44,8 @@ class ServerProcess:
             cmd += ["--database-url", self.database_url]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.env})
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
