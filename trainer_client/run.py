@@ -13,6 +13,7 @@ from collections import deque
 from pathlib import Path
 
 from trainer_client import tensors
+from trainer_client.tensors import TENSOR_TYPES
 from trainer_client.sender import Sender, warn
 from trainer_client.spool import Message, Spool, default_root
 from trainer_client.transport import Transport
@@ -94,8 +95,11 @@ class Run:
             self._step = step + 1
             scalars = {}
             for key, value in values.items():
-                if type(value) is float or type(value) is int:
+                kind = type(value)
+                if kind is float or kind is int:
                     scalars[key] = float(value)
+                elif kind in TENSOR_TYPES and not value.ndim:  # a 0-d tensor: kept on its device
+                    scalars[key] = value.detach()
                 elif value is not None:
                     self._other(key, value, step, scalars)
             if "diversity/fake" in scalars and "diversity/real" in scalars:

@@ -110,7 +110,8 @@ class Sender:
 
     def _points_message(self, records: list) -> Message | None:
         series: dict[str, tuple[list, list, list]] = {}
-        pending = []  # tensors to read back, with where their values go
+        scalars_later = []  # 0-d tensors to read back, with where their values go
+        vectors_later = []  # 1-d tensors (gradient norms), with their keys
         for step, wall_time, scalars, vectors in records:
             for key, value in scalars.items():
                 if type(value) is float:
@@ -121,21 +122,22 @@ class Sender:
                     cols[1].append(value)
                     cols[2].append(wall_time)
                 else:
-                    pending.append((value, (key,), step, wall_time))
+                    scalars_later.append((value, (key,), step, wall_time))
             if vectors:
                 for keys, vector in vectors:
-                    pending.append((vector, keys, step, wall_time))
-        if pending:
-            values = tensors.materialise([p[0] for p in pending],
-                                         time.monotonic() + READBACK_TIMEOUT_S)
+                    vectors_later.append((vector, keys, step, wall_time))
+        for later in (scalars_later, vectors_later):
+            if not later:
+                continue
+            deadline = time.monotonic() + READBACK_TIMEOUT_S
+            values = tensors.materialise([item[0] for item in later], deadline)
             if values is None:
-                self.dropped += len(pending)
-                warn(f"{len(pending)} tensor values could not be read back from the GPU in "
+                self.dropped += len(later)
+                warn(f"{len(later)} tensor values could not be read back from the GPU in "
                      f"{READBACK_TIMEOUT_S:.0f}s and were dropped")
-                pending = []
-                values = []
+                continue
             pos = 0
-            for _, keys, step, wall_time in pending:
+            for _, keys, step, wall_time in later:
                 for key in keys:
                     cols = series.get(key)
                     if cols is None:

@@ -9,19 +9,30 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 import time
 
 
+TENSOR_TYPES: set[type] = set()  # torch.Tensor and the subclasses seen so far
+
+
 def is_tensor(value) -> bool:
-    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+    kind = type(value)
+    if kind in TENSOR_TYPES:
+        return True
+    torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
+    if torch is not None and isinstance(value, torch.Tensor):
+        TENSOR_TYPES.add(kind)
+        return True
+    return False
 
 
 def summarise(value):
     """A loggable scalar from a number, numpy value or tensor (a multi-element tensor: its mean)."""
     if is_tensor(value):
         t = value.detach()
-        if t.numel() != 1:
-            t = t.float().mean()
+        if t.dim() != 0:
+            t = t.reshape(()) if t.numel() == 1 else t.float().mean()
         return t
     if hasattr(value, "item"):  # numpy scalars and 0-d arrays
         return float(value.mean()) if getattr(value, "size", 1) != 1 else float(value.item())
@@ -63,25 +74,37 @@ def to_host(t, deadline: float):
 
 
 def materialise(tensors: list, deadline: float) -> list[float] | None:
-    """Read back a list of 0-d or 1-d tensors as one flat list of floats: one copy per device."""
+    """Read back 0-d tensors (or, separately, 1-d ones) as one flat list of floats.
+
+    One stack (or cat) and one copy per device: the per-tensor Python work stays tiny, which
+    matters because this thread shares the GIL with the training loop.
+    """
     import torch
 
+    if not tensors:
+        return []
+    join = torch.stack if tensors[0].dim() == 0 else torch.cat
+    devices = {tensors[0].device, tensors[-1].device}
+    if len(devices) == 1:
+        try:
+            host = to_host(join(tensors).to(torch.float64), deadline)
+            return None if host is None else host.tolist()
+        except RuntimeError:  # tensors on several devices after all
+            pass
     by_device: dict = {}
     for i, t in enumerate(tensors):
         by_device.setdefault(t.device, []).append(i)
-    flat: list[list[float]] = [[] for _ in tensors]
+    sizes = [t.numel() for t in tensors]
+    chunks: list = [None] * len(tensors)
     for idx in by_device.values():
-        parts = [tensors[i].reshape(-1).to(torch.float64) for i in idx]
-        host = to_host(torch.cat(parts), deadline)
-        if host is None:
+        values = materialise([tensors[i] for i in idx], deadline)
+        if values is None:
             return None
-        values = host.tolist()
         pos = 0
-        for i, part in zip(idx, parts):
-            n = part.numel()
-            flat[i] = values[pos:pos + n]
-            pos += n
-    return [v for chunk in flat for v in chunk]
+        for i in idx:
+            chunks[i] = values[pos:pos + sizes[i]]
+            pos += sizes[i]
+    return [v for chunk in chunks for v in chunk]
 
 
 def image_grid_png(batch, *, nrow: int | None = None, padding: int = 2,
