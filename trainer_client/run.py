@@ -13,9 +13,9 @@ from collections import deque
 from pathlib import Path
 
 from trainer_client import tensors
-from trainer_client.tensors import TENSOR_TYPES
 from trainer_client.sender import Sender, warn
 from trainer_client.spool import Message, Spool, default_root
+from trainer_client.tensors import TENSOR_TYPES
 from trainer_client.transport import Transport
 
 DEFAULT_SERVER = "http://127.0.0.1:8765"

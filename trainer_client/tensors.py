@@ -12,7 +12,6 @@ import math
 import sys
 import time
 
-
 TENSOR_TYPES: set[type] = set()  # torch.Tensor and the subclasses seen so far
 
 
