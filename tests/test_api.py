@@ -192,3 +192,14 @@ def test_resumed_client_continues_the_step_count(server, api, spool_dir):
     second.finish(timeout=30)
     assert series(api, first.id, "x")["steps"] == [0, 1, 2, 3, 4, 5]
     assert math.isclose(series(api, first.id, "x")["values"][-1], 2.0)
+
+
+def test_dashboard_files_are_served_with_plotly_offline(api):
+    run_id = new_run(api)
+    index = api.get("/")
+    assert index.status_code == 200 and "Runs" in index.text
+    page = api.get(f"/runs/{run_id}")
+    assert page.status_code == 200 and "/static-vendor/plotly.min.js" in page.text
+    plotly = api.get("/static-vendor/plotly.min.js")
+    assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
+    assert api.get("/static/run.js").status_code == 200
