@@ -1,5 +1,6 @@
 """The client as a training loop sees it: never raises, measures the right gradients, can be off."""
 
+import os
 import subprocess
 import sys
 
@@ -110,3 +111,21 @@ def test_cli_errors_are_one_line(argv, message):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_a_forked_child_exiting_does_not_finish_the_parents_run(server, api, spool_dir):
+    # A long flush interval: x=1.0 is still queued when the process forks.
+    run = trainer_client.init("forked", server=server.url, flush_interval=60)
+    run.log(x=1.0)
+    pid = os.fork()
+    if pid == 0:  # the child exits through atexit, as a forked worker that calls sys.exit would
+        try:
+            run.finish()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    run.log(x=2.0)
+    run.finish(timeout=30)
+    assert series(api, run.id, "x")["steps"] == [0, 1]
+    assert api.get(f"/api/v1/runs/{run.id}").json()["status"] == "finished"
+    assert not list(spool_dir.glob("*/*.msg"))

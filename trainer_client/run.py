@@ -66,6 +66,7 @@ class Run:
         self._samples: deque = deque()
         self._pending_vectors: dict = {}
         self._finished = False
+        self._pid = os.getpid()  # a forked child (a DataLoader worker) must not finish the run
         self._warned: set[str] = set()
         self.spool = Spool(Path(spool_dir) / run_id)
         if not self.spool.try_lock():
@@ -158,7 +159,7 @@ class Run:
 
     def finish(self, timeout: float | None = None) -> None:
         """Send what is left (for at most ``timeout`` seconds), then say what could not be sent."""
-        if self._finished:
+        if self._finished or os.getpid() != self._pid:
             return
         self._finished = True
         try:
