@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT, series
+from conftest import ROOT, series, wait_until
 
 import trainer_client
 from trainer_client.run import DisabledRun
@@ -117,6 +117,7 @@ def test_a_forked_child_exiting_does_not_finish_the_parents_run(server, api, spo
     # A long flush interval: x=1.0 is still queued when the process forks.
     run = trainer_client.init("forked", server=server.url, flush_interval=60)
     run.log(x=1.0)
+    wait_until(lambda: not list(spool_dir.glob("*/*.msg")), what="the run's creation sent")
     pid = os.fork()
     if pid == 0:  # the child exits through atexit, as a forked worker that calls sys.exit would
         try:
@@ -124,6 +125,7 @@ def test_a_forked_child_exiting_does_not_finish_the_parents_run(server, api, spo
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
+    assert not list(spool_dir.glob("*/*.msg"))  # the child queued nothing of the parent's
     run.log(x=2.0)
     run.finish(timeout=30)
     assert series(api, run.id, "x")["steps"] == [0, 1]

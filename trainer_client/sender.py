@@ -64,6 +64,7 @@ class Sender:
     def _loop(self) -> None:
         if self.adopt_orphans:
             self._adopt()
+        self.wake.set()  # send the run's creation (and any adopted spool) right away
         while True:
             wait = self.flush_interval * random.uniform(0.9, 1.1)
             if self.failures:
