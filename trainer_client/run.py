@@ -178,8 +178,10 @@ class Run:
         n, points, samples = self.spool.totals()
         if n:
             what = f"{points} points" + (f", {samples} sample grids" if samples else "")
+            if n - samples and not points:
+                what = "the run's start or finish"
             reason = f": {self._sender.last_error}" if self._sender.last_error else ""
-            warn(f"{n} batches ({what}) of run '{self.name}' were not sent to {self.server}"
+            warn(f"{n} requests ({what}) of run '{self.name}' were not sent to {self.server}"
                  f"{reason}. They are kept in {self.spool.dir} and will be sent by the next "
                  f"ganwatch client that starts here, or now with: ganwatch replay {self.spool.dir}")
         elif self._sender.rejected:

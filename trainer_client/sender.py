@@ -46,6 +46,7 @@ class Sender:
         self.wake = threading.Event()
         self.build_lock = threading.Lock()
         self.closing = False
+        self.close_deadline = 0.0
         self.final_messages: list[Message] = []
         self.spools: list[Spool] = [spool]
         self.adopt_orphans = adopt_orphans
@@ -79,12 +80,22 @@ class Sender:
                         for message in self.final_messages:
                             self.spool.append(message)
                         self.final_messages = []
-                if closing or time.monotonic() >= self.next_try:
-                    self.drain(closing=closing)
+                if closing:
+                    self._drain_until(self.close_deadline)
+                    return
+                if time.monotonic() >= self.next_try:
+                    self.drain()
             except Exception as exc:  # the thread must survive anything
                 warn(f"sender error (training continues): {type(exc).__name__}: {exc}")
-            if closing:
-                return
+                if closing:
+                    return
+
+    def _drain_until(self, deadline: float) -> None:
+        """At exit: keep retrying, with the same backoff, until everything is sent or time is up."""
+        while not self.drain() and time.monotonic() < deadline:
+            pause = min(self.next_try, deadline) - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)  # backoff between retries, bounded by the exit deadline
 
     def _adopt(self) -> None:
         """Take over spools left by clients that exited with data unsent."""
@@ -171,7 +182,7 @@ class Sender:
 
     # -- delivering ------------------------------------------------------------------------
 
-    def drain(self, *, closing: bool = False) -> bool:
+    def drain(self) -> bool:
         """Send spooled messages in order; True when every spool is empty."""
         for spool in list(self.spools):
             for path in spool.pending_files():
@@ -213,6 +224,7 @@ class Sender:
         """Build and send everything left, for at most timeout seconds."""
         with self.build_lock:
             self.final_messages = list(final)
+        self.close_deadline = time.monotonic() + timeout
         self.closing = True
         self.wake.set()
         if self.thread.is_alive():
