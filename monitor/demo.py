@@ -1,0 +1,82 @@
+"""``ganwatch demo``: a server on SQLite, the reference trainer streaming to it, the URLs printed.
+
+The trainer runs in its own process: the server never imports torch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _health(url: str) -> dict | None:
+    try:
+        response = httpx.get(f"{url}/api/v1/health", timeout=1.0)
+    except httpx.HTTPError:
+        return None
+    try:
+        return response.json() if response.status_code == 200 else None
+    except ValueError:
+        return None
+
+
+def _port_taken(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def run_demo(*, port: int, data_dir: Path, steps: int, keep_serving: bool) -> int:
+    url = f"http://127.0.0.1:{port}"
+    server = None
+    if _port_taken(port):
+        if _health(url) is None:
+            print(f"ganwatch: error: port {port} is taken by something that is not a ganwatch "
+                  "server; pass --port", file=sys.stderr)
+            return 2
+        print(f"ganwatch: using the server already running at {url}", flush=True)
+    else:
+        server = subprocess.Popen([sys.executable, "-m", "monitor", "serve", "--port", str(port),
+                                   "--data-dir", str(data_dir)])
+        deadline = time.monotonic() + 60
+        while _health(url) is None:
+            if server.poll() is not None or time.monotonic() > deadline:
+                print("ganwatch: error: the server did not start; see its output above",
+                      file=sys.stderr)
+                _stop(server)
+                return 1
+            time.sleep(0.1)  # waiting for the server to answer, bounded by the deadline
+    print(f"ganwatch: dashboard {url}/", flush=True)
+    try:
+        trainer = subprocess.run([sys.executable, "-m", "trainer_client.dcgan", "--steps",
+                                  str(steps), "--server", url, "--name", "demo-dcgan-digits"])
+        runs = httpx.get(f"{url}/api/v1/runs", params={"name": "demo-dcgan-digits", "limit": 1},
+                         timeout=10).json()["data"]
+        if runs:
+            print(f"ganwatch: dashboard {url}/ — this run: {url}/runs/{runs[0]['id']}",
+                  flush=True)
+        if trainer.returncode != 0:
+            return trainer.returncode
+        if keep_serving and server is not None:
+            print("ganwatch: the server keeps running; Ctrl-C stops it", flush=True)
+            server.wait()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if server is not None:
+            _stop(server)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
