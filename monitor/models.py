@@ -74,7 +74,8 @@ class Point(Base):
     __table_args__ = (Index("ix_points_series_step", "series_id", "step"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    series_id: Mapped[int] = mapped_column(BigInteger,
+                                           ForeignKey("series.id", ondelete="CASCADE"))
     step: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Double, nullable=True)  # NULL = NaN
     wall_time: Mapped[float] = mapped_column(Double)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -82,9 +83,9 @@ def _postgres_url() -> str | None:
     return os.environ.get("GANWATCH_TEST_DATABASE_URL") or None
 
 
-@pytest.fixture(scope="session")
-def postgres_database():
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
+@contextmanager
+def fresh_postgres_database():
+    """A new, empty PostgreSQL database (its URL), dropped afterwards; skips if unavailable."""
     url = _postgres_url()
     if not url:
         pytest.skip("GANWATCH_TEST_DATABASE_URL is not set: PostgreSQL tests need a server")
@@ -101,9 +102,18 @@ def postgres_database():
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         pytest.skip(f"PostgreSQL at {base.render_as_string()} is unreachable: {exc}")
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A fresh PostgreSQL database for this test session's server."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session",
