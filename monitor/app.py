@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -22,11 +21,13 @@ log = logging.getLogger("ganwatch")
 
 
 def web_dir() -> Path:
-    """The dashboard's static files: the checkout's web/ or the copy installed as monitor.web."""
-    checkout = Path(__file__).resolve().parent.parent / "web"
-    if (checkout / "index.html").is_file():
-        return checkout
-    return Path(str(resources.files("monitor.web")))
+    """The dashboard's static files: the checkout's web/, or the copy installed as monitor/web."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "web", here / "web"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    raise RuntimeError(f"the dashboard files are missing: neither {here.parent / 'web'} "
+                       f"nor {here / 'web'} holds index.html; reinstall ganwatch")
 
 
 def plotly_js() -> Path:

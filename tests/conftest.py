@@ -29,8 +29,10 @@ class ServerProcess:
     """A ganwatch server in its own process, which a test can kill and start again."""
 
     def __init__(self, *, data_dir: Path, database_url: str | None = None,
-                 port: int | None = None, env: dict | None = None) -> None:
+                 port: int | None = None, env: dict | None = None,
+                 cwd: Path = ROOT) -> None:
         self.data_dir = data_dir
+        self.cwd = cwd
         self.env = env or {}
         self.database_url = database_url
         self.port = port or free_port()
@@ -45,7 +47,7 @@ class ServerProcess:
             cmd += ["--database-url", self.database_url]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **self.env})
         log.close()
         deadline = time.monotonic() + timeout
