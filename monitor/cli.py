@@ -59,6 +59,21 @@ def _demo(args: argparse.Namespace) -> int:
                     keep_serving=not args.exit)
 
 
+def _trainer(module: str):
+    """`ganwatch train` and `ganwatch eval` run the trainer's modules in a process of their own:
+    the server side of ganwatch never imports torch."""
+
+    def run(args: argparse.Namespace) -> int:
+        import subprocess
+
+        try:
+            return subprocess.call([sys.executable, "-m", module, *args.rest])
+        except KeyboardInterrupt:
+            return 130
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="ganwatch", description="Training-health diagnostics for GANs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -83,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--server", help="server URL (default GANWATCH_URL or 127.0.0.1:8765)")
     replay.set_defaults(func=_replay)
 
+    # Listed for --help; main() hands their arguments to the trainer's own parser.
+    sub.add_parser("train", help="the reference DCGAN trainer: ganwatch train --help")
+    sub.add_parser("eval", help="evaluate a trainer checkpoint: ganwatch eval --help")
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("train", "eval"):  # everything after it belongs to the trainer
+        module = "trainer_client.dcgan" + (".evaluate" if argv[0] == "eval" else "")
+        return _trainer(module)(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     try:
         return args.func(args)

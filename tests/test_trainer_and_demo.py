@@ -26,7 +26,7 @@ def test_cpu_runs_with_a_seed_are_repeatable():
 
 @pytest.mark.parametrize("argv, message", [
     (["--steps", "abc"], "invalid int value"),
-    (["--image-size", "48"], "image size must be 32 or 64"),
+    (["--image-size", "48"], "image-size must be 32 or 64"),
     (["--batch-size", "0"], "batch-size must be at least 1"),
 ])
 def test_bad_trainer_arguments_are_one_line(argv, message):

@@ -136,6 +136,16 @@ class Run:
             grid = grid.clone() if tensors.is_tensor(grid) else grid.copy()
             self._samples.append((step, time.time(), key, grid))
 
+    def log_images(self, key: str, images, step: int | None = None) -> None:
+        """Upload a PNG grid of an image batch (N x C x H x W) under ``key``, e.g. a fixed-noise
+        grid or an interpolation sheet. The copy is taken now; encoding happens in the sender."""
+        try:
+            grid = images.detach().clone() if tensors.is_tensor(images) else images.copy()
+            self._samples.append((self._step - 1 if step is None else step, time.time(), key,
+                                  grid))
+        except Exception as exc:
+            self.note_error(f"log_images({key})", exc)
+
     # -- called by the gradient-norm probes (in optimizer.step) ----------------------------
 
     def wants_grad_norms(self, every: int) -> bool:
@@ -208,6 +218,9 @@ class DisabledRun:
     errors = 0
 
     def log(self, step: int | None = None, **values) -> None:
+        pass
+
+    def log_images(self, key: str, images, step: int | None = None) -> None:
         pass
 
     def flush(self) -> None:

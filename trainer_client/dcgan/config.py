@@ -1,64 +1,191 @@
-"""The trainer's configuration: one dataclass, which is also what gets logged to the run."""
+"""The trainer's configuration: one dataclass, which is also what is logged and checkpointed.
+
+Every ganhacks trick is a field; its default is the seeds' advice (numbers are ganhacks #N as
+in soumith/ganhacks). Tricks the seeds mark [notsure], or advise only when nothing else works,
+default to off.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+DATASETS = ("digits", "ring8", "grid25", "folder", "mnist", "cifar10", "fake")
+POINT_DATASETS = ("ring8", "grid25")
 
 
 @dataclass
 class TrainConfig:
-    dataset: str = "digits"  # digits (scikit-learn's 8x8 digits, upscaled) or fake (--dry-run)
-    image_size: int = 32  # 32 or 64
+    # -- data and model size ----------------------------------------------------------------
+    dataset: str = "digits"  # digits | ring8 | grid25 | folder | mnist | cifar10 | fake
+    data_path: str | None = None  # the folder of images for dataset=folder; torchvision root
+    image_size: int = 32  # 32 or 64 (images); 2D points ignore it
     batch_size: int = 64
     nz: int = 64  # size of the latent z vector
-    ngf: int = 32  # generator width
+    ngf: int = 32  # generator width (hidden units for 2D points)
     ndf: int = 32  # discriminator width
-    lr: float = 2e-4  # Adam, as in the DCGAN paper
-    beta1: float = 0.5
-    steps: int = 600
+    steps: int = 600  # G updates
     seed: int = 0
     device: str = "auto"  # auto: CUDA when present, else CPU
-    sample_every: int = 100  # a sample grid every N steps
+    bf16: bool = False  # CUDA only: bf16 autocast
+    channels_last: bool = False  # CUDA only: channels_last memory format
+
+    # -- the tricks ---------------------------------------------------------------------------
+    normalize: bool = True  # #1 inputs in [-1, 1] and tanh on G's output (off: [0, 1], sigmoid)
+    g_loss: str = "non-saturating"  # #2 non-saturating (flip labels for G) | minimax
+    z_dist: str = "gaussian"  # #3 gaussian | uniform
+    separate_batches: bool = True  # #4 all-real and all-fake batches through D (off: mixed)
+    norm: str = "batch"  # #4 batch | instance | none
+    activation: str = "leaky"  # #5 leaky (LeakyReLU 0.2 in G and D) | relu
+    downsample: str = "strided"  # #5 strided (Conv2d stride 2) | avgpool
+    upsample: str = "convtranspose"  # #5 convtranspose | pixelshuffle
+    label_smoothing: bool = True  # #6 real targets U(0.7, 1.2), fake targets U(0.0, 0.3)
+    label_flip: float = 0.05  # #6 probability of swapping a D target between real and fake
+    vae: bool = False  # #7 hybrid VAE-GAN: an encoder, a reconstruction and a KL term
+    vae_kl_weight: float = 0.01
+    replay: float = 0.0  # #8 share of D's fake batch drawn from a buffer of past fakes
+    replay_size: int = 4096  # #8 fakes kept in the replay buffer
+    swap_every: int = 0  # #8 every N steps, train against snapshots taken N steps ago ...
+    swap_steps: int = 10  # #8 ... for this many steps (0 = off)
+    d_optimizer: str = "adam"  # #9 adam | sgd (SGD for D, Adam for G)
+    lr: float = 2e-4  # #9 Adam, as in DCGAN
+    lr_d: float | None = None  # D's learning rate when it should differ (default: lr)
+    beta1: float = 0.5  # #9
+    init: str = "dcgan"  # N(0, 0.02) weights (dcgan) | default (PyTorch's own)
+    acgan: bool = True  # #12 D also classifies real and fake samples, when labels exist
+    conditional: bool = False  # #16 G and D see a label embedding (added as channels)
+    instance_noise: float = 0.1  # #13 std of noise added to D's inputs, decaying ...
+    instance_noise_decay: float = 0.5  # #13 ... linearly to 0 at this fraction of the run
+    g_noise: float = 0.0  # #13 std of gaussian noise after each of G's hidden layers
+    d_steps: int = 1  # #14 D updates per G update
+    minibatch_disc: bool = False  # #15 minibatch discrimination features in D
+    g_dropout: float = 0.0  # #17 dropout in G, active at train and test time (0.5 in pix2pix)
+    feature_matching: bool = False  # G matches D's intermediate features of real data
+    spectral_norm: bool = False  # spectral normalisation of D's layers
+    patch_d: bool = False  # a PatchGAN D: one logit per image patch
+
+    # -- running it ---------------------------------------------------------------------------
+    sample_every: int = 100  # a sample grid every N steps (fixed noise, saved too)
+    eval_every: int = 0  # evaluate every N steps and log the figures (0: only at the end)
+    eval_samples: int = 2500
+    checkpoint_every: int = 0  # 0: only at the end
+    out: str | None = None  # where checkpoints and grids go (default runs/<name>)
+    resume: str | None = None  # a checkpoint to continue from
     no_server: bool = False  # train without streaming to ganwatch
-    dry_run: bool = False  # a few steps on fake data, no server: checks the setup in seconds
-    name: str = "dcgan-digits"
+    dry_run: bool = False  # a few steps on small fake data, no server: checks the setup
+    name: str | None = None  # run name (default dcgan-<dataset>)
     server: str | None = None  # default: GANWATCH_URL or http://127.0.0.1:8765
+    preset: str | None = None  # healthy | d-wins | collapse | diverge
+    extra: dict = field(default_factory=dict)  # reserved for user-side notes in the config
 
     def __post_init__(self) -> None:
-        if self.dry_run:
-            self.dataset, self.steps, self.no_server = "fake", min(self.steps, 3), True
+        if self.preset:
+            apply_preset(self, self.preset)
+        if self.dry_run:  # the same setup, a few steps: any dataset (fake needs no data at all)
+            self.steps = min(self.steps, 3)
+            self.no_server = True
+            self.eval_samples = min(self.eval_samples, 200)
+        if self.name is None:
+            self.name = f"dcgan-{self.dataset}"
+        self.validate()
+
+    @property
+    def points(self) -> bool:
+        return self.dataset in POINT_DATASETS
+
+    def validate(self) -> None:
         problems = []
-        if self.dataset not in ("digits", "fake"):
-            problems.append(f"dataset must be digits or fake, not {self.dataset!r}")
+        choices = {
+            "dataset": DATASETS, "g_loss": ("non-saturating", "minimax"),
+            "z_dist": ("gaussian", "uniform"), "norm": ("batch", "instance", "none"),
+            "activation": ("leaky", "relu"), "downsample": ("strided", "avgpool"),
+            "upsample": ("convtranspose", "pixelshuffle"), "d_optimizer": ("adam", "sgd"),
+            "init": ("dcgan", "default"), "device": ("auto", "cpu", "cuda"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
+                                f"not {getattr(self, name)!r}")
         if self.image_size not in (32, 64):
-            problems.append(f"image size must be 32 or 64, not {self.image_size}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            problems.append(f"device must be auto, cpu or cuda, not {self.device!r}")
-        for name in ("batch_size", "nz", "ngf", "ndf", "steps"):
+            problems.append(f"image-size must be 32 or 64, not {self.image_size}")
+        for name in ("batch_size", "nz", "ngf", "ndf", "steps", "d_steps", "eval_samples",
+                     "replay_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0:
-            problems.append("lr must be positive")
+        for name in ("label_flip", "replay", "g_dropout", "instance_noise_decay"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name.replace('_', '-')} must be between 0 and 1")
+        for name in ("instance_noise", "g_noise", "vae_kl_weight", "swap_every", "swap_steps",
+                     "sample_every", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name.replace('_', '-')} must not be negative")
+        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
+            problems.append("learning rates must be positive")
+        if self.dataset == "folder" and not self.data_path:
+            problems.append("dataset folder needs --data-path DIR")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+# Each preset reproduces a documented failure (or its absence) within minutes on a CPU.
+PRESETS: dict[str, dict] = {
+    # ring8 with the trick-enabled defaults: all 8 modes, D and G in balance.
+    "healthy": dict(dataset="ring8", steps=3000, batch_size=256, seed=0, lr=1e-3,
+                    eval_every=500),
+    # "D loss goes to 0: failure mode": a D with 5 updates per G update, 10x G's learning rate,
+    # hard labels and no noise, against G on the saturating minimax loss, whose gradient
+    # vanishes once D wins (ganhacks #2).
+    "d-wins": dict(dataset="digits", steps=400, seed=0, d_steps=5, lr=2e-4, lr_d=2e-3,
+                   g_loss="minimax", label_smoothing=False, label_flip=0.0,
+                   instance_noise=0.0, acgan=False),
+    # The classic mode collapse: a vanilla GAN on ring8 (no smoothing, no noise, no replay)
+    # ends up on a few of the 8 modes.
+    "collapse": dict(dataset="ring8", steps=3000, batch_size=256, seed=1, lr=1e-3,
+                     label_smoothing=False, label_flip=0.0, instance_noise=0.0, acgan=False,
+                     norm="none", activation="relu", eval_every=500),
+    # Exploding gradients, then NaN: SGD for D with a far too large learning rate, no
+    # normalisation, the minimax loss.
+    "diverge": dict(dataset="digits", steps=300, seed=0, d_optimizer="sgd", lr_d=5.0, lr=2e-3,
+                    norm="none", label_smoothing=False, label_flip=0.0, instance_noise=0.0,
+                    acgan=False, init="default"),
+}
+
+
+def apply_preset(config: TrainConfig, preset: str) -> None:
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
+    defaults = TrainConfig.__dataclass_fields__
+    for key, value in PRESETS[preset].items():
+        # a flag given on the command line wins over the preset
+        if getattr(config, key) == defaults[key].default:
+            setattr(config, key, value)
+
+
+def config_dict(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """Build a TrainConfig from the command line; a bad argument is one line on stderr, exit 2."""
     parser = argparse.ArgumentParser(
         prog="python -m trainer_client.dcgan",
-        description="Reference DCGAN trainer, streaming to ganwatch.")
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default
-        if field.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true", help=f"(default {default})")
+        description="Reference DCGAN trainer with every ganhacks trick behind a flag, "
+                    "streaming to ganwatch. Defaults follow the ganhacks advice.")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "extra":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type)
+        if kind == "bool" and f.name.startswith("no_"):  # --no-server is itself the switch
+            parser.add_argument(flag, action="store_true", default=f.default)
+        elif kind == "bool":  # --label-smoothing / --no-label-smoothing
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
         else:
-            kind = {"int": int, "float": float}.get(str(field.type), str)
-            parser.add_argument(flag, type=kind, default=default, help=f"(default {default})")
+            convert = int if kind == "int" else float if kind.startswith("float") else str
+            parser.add_argument(flag, type=convert, default=f.default,
+                                help=f"(default {f.default})")
 
     def one_line_error(message: str):
         parser.exit(2, f"{parser.prog}: error: {message}\n")

@@ -1,112 +1,330 @@
-"""The training loop, labelled the way pytorch/examples' DCGAN labels it."""
+"""The training loop, labelled the way pytorch/examples' DCGAN labels it. Every trick is read
+from the config; the loop streams to ganwatch through the two-line client."""
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
+import os
 import random
 import sys
+from pathlib import Path
 
 import torch
-import torch.nn as nn
+import torch.nn.functional as F
 
 import trainer_client
-from trainer_client.dcgan.config import TrainConfig
-from trainer_client.dcgan.data import batches
-from trainer_client.dcgan.models import discriminator, generator, weights_init
+from trainer_client.dcgan import data as datasets
+from trainer_client.dcgan.config import TrainConfig, config_dict
+from trainer_client.dcgan.evaluate import describe, evaluate
+from trainer_client.dcgan.models import DOut, build
+from trainer_client.dcgan.tricks import (
+    ReplayBuffer,
+    Snapshots,
+    d_targets,
+    g_adversarial_loss,
+    instance_noise_std,
+    interpolation_latents,
+    sample_z,
+)
+from trainer_client.tensors import image_grid_png
 
 PROGRESS_EVERY = 20  # steps between progress-bar updates: each update is a host sync
 
 
 def pick_device(choice: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("python -m trainer_client.dcgan: error: --device cuda but CUDA is "
-                         "not available")
+        raise ValueError("--device cuda, but CUDA is not available here")
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(choice)
 
 
-def train(config: TrainConfig) -> dict:
-    """Train for config.steps steps; returns a summary (final losses, run id and URL)."""
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    device = pick_device(config.device)
-    data_rng = torch.Generator().manual_seed(config.seed)
-    real_batches = batches(config.dataset, config.image_size, config.batch_size, device,
-                           data_rng)
+def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """BCE on logits; a PatchGAN's per-patch logits share their image's target."""
+    if logits.dim() == 2:
+        targets = targets.unsqueeze(1).expand_as(logits)
+    return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
 
-    netG = generator(config.nz, config.ngf, image_size=config.image_size).to(device)
-    netD = discriminator(config.ndf, image_size=config.image_size).to(device)
-    netG.apply(weights_init)
-    netD.apply(weights_init)
-    optimizerD = torch.optim.Adam(netD.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    optimizerG = torch.optim.Adam(netG.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    criterion = nn.BCEWithLogitsLoss()
 
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.device = pick_device(cfg.device)
+        self.rng = torch.Generator().manual_seed(cfg.seed)  # data order, labels, replay
+        self.ds = datasets.load(cfg.dataset, image_size=cfg.image_size, data_path=cfg.data_path,
+                                batch_size=cfg.batch_size, generator=self.rng,
+                                normalize=cfg.normalize)
+        self.n_classes = self.ds.n_classes if self.ds.labels is not None else 0
+        self.real_batches = datasets.batches(self.ds, cfg.batch_size, self.device, self.rng)
+        self.netG, self.netD, self.encoder = build(cfg, self.ds.channels, self.n_classes)
+        for net in (self.netG, self.netD, self.encoder):
+            if net is not None:
+                net.to(self.device)
+                if cfg.channels_last and self.device.type == "cuda" and not cfg.points:
+                    net.to(memory_format=torch.channels_last)
+        lr_d = cfg.lr_d if cfg.lr_d is not None else cfg.lr
+        g_params = list(self.netG.parameters())
+        if self.encoder is not None:
+            g_params += list(self.encoder.parameters())
+        self.optG = torch.optim.Adam(g_params, lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        if cfg.d_optimizer == "sgd":  # ganhacks #9: SGD for D, Adam for G
+            self.optD = torch.optim.SGD(self.netD.parameters(), lr=lr_d, momentum=0.0)
+        else:
+            self.optD = torch.optim.Adam(self.netD.parameters(), lr=lr_d,
+                                         betas=(cfg.beta1, 0.999))
+        self.replay = ReplayBuffer(cfg.replay_size) if cfg.replay > 0 else None
+        self.snapshots = Snapshots(cfg.swap_every, cfg.swap_steps)
+        fixed_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.fixed_z = sample_z(64, cfg.nz, cfg.z_dist, self.device, fixed_gen)
+        self.fixed_labels = (torch.arange(64, device=self.device) % self.n_classes
+                             if self.n_classes else None)
+        self.step = 0
+        self.out = Path(cfg.out or Path("runs") / cfg.name)
+        self.run_id: str | None = None
+        self.last: dict = {}
+        self.history: list[dict] = []  # evaluations
+
+    # -- pieces of a step --------------------------------------------------------------------
+
+    def autocast(self):
+        if self.cfg.bf16 and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def d_input(self, x: torch.Tensor, std: float) -> torch.Tensor:
+        """ganhacks #13: instance noise on everything D sees."""
+        return x + std * torch.randn_like(x) if std > 0 else x
+
+    def fake_labels(self, n: int) -> torch.Tensor | None:
+        if not self.n_classes or not (self.cfg.conditional or self.cfg.acgan):
+            return None
+        return torch.randint(self.n_classes, (n,), generator=self.rng).to(self.device)
+
+    def d_forward(self, real, fake, y_real, y_fake) -> tuple[DOut, DOut]:
+        """ganhacks #4: all-real and all-fake batches through D, or one mixed batch."""
+        netD = self.netD
+        cond = self.cfg.conditional
+        if self.cfg.separate_batches:
+            return (netD(real, y_real if cond else None), netD(fake, y_fake if cond else None))
+        labels = torch.cat([y_real, y_fake]) if cond and y_real is not None else None
+        out = netD(torch.cat([real, fake]), labels)
+        n = len(real)
+        split = [(t[:n], t[n:]) if t is not None else (None, None) for t in out]
+        return DOut(*(s[0] for s in split)), DOut(*(s[1] for s in split))
+
+    def aux_loss(self, out: DOut, labels) -> torch.Tensor:
+        """ganhacks #12 (AC-GAN): D names the class of real and fake samples alike."""
+        if out.aux is None or labels is None:
+            return torch.zeros((), device=self.device)
+        return F.cross_entropy(out.aux.float(), labels)
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def train_step(self) -> dict:
+        cfg, step = self.cfg, self.step
+        self.snapshots.update(step, self.netG, self.netD)
+        swapped = self.snapshots.active(step)
+        gen_for_d = self.snapshots.G if swapped else self.netG
+        std = instance_noise_std(cfg.instance_noise, cfg.instance_noise_decay, step, cfg.steps)
+
+        ############################
+        # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))   [k times, ganhacks #14]
+        ###########################
+        for _ in range(cfg.d_steps):
+            real, y_real = next(self.real_batches)
+            n = len(real)
+            y_fake = self.fake_labels(n)
+            with torch.no_grad(), self.autocast():
+                fake = gen_for_d(sample_z(n, cfg.nz, cfg.z_dist, self.device),
+                                 y_fake if cfg.conditional else None).float()
+            if self.replay is not None:  # ganhacks #8: show D some past fakes again
+                self.replay.push(fake)
+                fake = self.replay.mix(fake, cfg.replay, self.rng)
+                if y_fake is not None:
+                    y_fake = y_fake[: len(fake)]
+            self.netD.zero_grad(set_to_none=True)
+            with self.autocast():
+                out_real, out_fake = self.d_forward(self.d_input(real, std),
+                                                    self.d_input(fake, std), y_real, y_fake)
+                t_real = d_targets(n, True, smoothing=cfg.label_smoothing, flip=cfg.label_flip,
+                                   device=self.device)
+                t_fake = d_targets(len(fake), False, smoothing=cfg.label_smoothing,
+                                   flip=cfg.label_flip, device=self.device)
+                errD = bce(out_real.logits, t_real) + bce(out_fake.logits, t_fake)
+                errD = errD + self.aux_loss(out_real, y_real) + self.aux_loss(out_fake, y_fake)
+            errD.backward()
+            self.optD.step()
+            self.last_targets = (t_real, t_fake)
+
+        ############################
+        # (2) Update G network: maximize log(D(G(z)))
+        ###########################
+        self.netG.zero_grad(set_to_none=True)
+        if self.encoder is not None:
+            self.encoder.zero_grad(set_to_none=True)
+        netD_for_g = self.snapshots.D if swapped else self.netD
+        y_g = self.fake_labels(n)
+        with self.autocast():
+            fake = self.netG(sample_z(n, cfg.nz, cfg.z_dist, self.device),
+                             y_g if cfg.conditional else None)
+            out = netD_for_g(self.d_input(fake, std), y_g if cfg.conditional else None)
+            if cfg.feature_matching:
+                # match the mean of D's features on real data (Salimans et al. 2016)
+                with torch.no_grad():
+                    f_real = netD_for_g(self.d_input(real, std),
+                                        y_real if cfg.conditional else None).features
+                errG = F.mse_loss(out.features.float().mean(0), f_real.float().mean(0))
+            else:  # ganhacks #2: non-saturating (flipped labels) or the minimax loss
+                errG = g_adversarial_loss(out.logits, cfg.g_loss)
+            errG = errG + self.aux_loss(out, y_g)
+            if self.encoder is not None:  # ganhacks #7: VAE-GAN, reconstruction + KL
+                mu, logvar = self.encoder(real)
+                z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+                recon = self.netG(z, y_real if cfg.conditional else None)
+                kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
+                errG = errG + F.mse_loss(recon.float(), real.float()) + cfg.vae_kl_weight * kl
+        errG.backward()
+        self.optG.step()
+
+        d_real = torch.sigmoid(out_real.logits.detach().float()).mean()  # tensors: no host sync
+        d_fake = torch.sigmoid(out_fake.logits.detach().float()).mean()
+        return {"d_loss": errD.detach(), "g_loss": errG.detach(), "d_real": d_real,
+                "d_fake": d_fake, "fake": fake.detach(), "real": real,
+                "instance_noise": std}
+
+    # -- checkpoints, samples, evaluation -----------------------------------------------------
+
+    def checkpoint(self) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / "checkpoint.pt"
+        state = {"config": config_dict(self.cfg), "step": self.step, "run_id": self.run_id,
+                 "G": self.netG.state_dict(), "D": self.netD.state_dict(),
+                 "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
+                 "encoder": self.encoder.state_dict() if self.encoder is not None else None,
+                 "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state()}
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: str) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.netG.load_state_dict(state["G"])
+        self.netD.load_state_dict(state["D"])
+        self.optG.load_state_dict(state["optG"])
+        self.optD.load_state_dict(state["optD"])
+        if self.encoder is not None and state.get("encoder"):
+            self.encoder.load_state_dict(state["encoder"])
+        self.rng.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = state["step"]
+        self.run_id = state.get("run_id")
+
+    @torch.no_grad()
+    def fixed_samples(self) -> torch.Tensor:
+        self.netG.eval()
+        try:
+            return self.netG(self.fixed_z, self.fixed_labels if self.cfg.conditional else None)
+        finally:
+            self.netG.train()
+
+    def save_grid(self, images: torch.Tensor, name: str) -> Path | None:
+        png = image_grid_png(images.float().cpu())
+        if png is None:
+            return None
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / name
+        path.write_bytes(png)
+        return path
+
+    @torch.no_grad()
+    def interpolation_sheet(self, spherical: bool = True) -> torch.Tensor:
+        """ganhacks #3: 8 rows, each a slerp walk between two latents, 8 steps long."""
+        z = interpolation_latents(8, 8, self.cfg.nz, self.cfg.z_dist, self.device,
+                                  spherical=spherical)
+        labels = (torch.arange(8, device=self.device).repeat_interleave(8) % self.n_classes
+                  if self.cfg.conditional and self.n_classes else None)
+        self.netG.eval()
+        try:
+            return self.netG(z, labels)
+        finally:
+            self.netG.train()
+
+    def evaluate(self) -> dict:
+        return evaluate(self.netG, self.ds, nz=self.cfg.nz, z_dist=self.cfg.z_dist,
+                        n=self.cfg.eval_samples, device=self.device)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train for cfg.steps G updates; returns a summary (final losses, evaluation, run URL)."""
+    trainer = Trainer(cfg)
+    if cfg.resume:
+        trainer.load(cfg.resume)
     run = None
-    if not config.no_server:
-        run = trainer_client.init(config.name, models={"G": netG, "D": netD},
-                                  optimizers={"G": optimizerG, "D": optimizerD},
-                                  config=dataclasses.asdict(config), server=config.server,
-                                  sample_every=config.sample_every)
+    if not cfg.no_server:
+        run = trainer_client.init(cfg.name, models={"G": trainer.netG, "D": trainer.netD},
+                                  optimizers={"G": trainer.optG, "D": trainer.optD},
+                                  config=config_dict(cfg), server=cfg.server,
+                                  run_id=trainer.run_id, sample_every=cfg.sample_every or 0)
+        trainer.run_id = run.id or None
         if run.url:
-            print(f"ganwatch: streaming run '{config.name}' to {run.url}", flush=True)
+            print(f"ganwatch: streaming run '{cfg.name}' to {run.url}", flush=True)
 
     from tqdm import tqdm
 
-    progress = tqdm(range(config.steps), desc="dcgan", unit="step", file=sys.stdout,
-                    disable=config.dry_run, mininterval=0.5)
-    real_label, fake_label = 1.0, 0.0
-    errD = errG = d_real = d_fake = torch.zeros(())
+    progress = tqdm(range(trainer.step, cfg.steps), desc=cfg.name, unit="step",
+                    file=sys.stdout, disable=cfg.dry_run or not sys.stdout.isatty(),
+                    mininterval=0.5)
+    values: dict = {}
     for step in progress:
-        ############################
-        # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
-        ###########################
-        real = next(real_batches)
-        b = real.shape[0]
-        netD.zero_grad()
-        output = netD(real)
-        errD_real = criterion(output, torch.full((b,), real_label, device=device))
-        errD_real.backward()
-        d_real = torch.sigmoid(output.detach()).mean()  # a tensor: no .item(), no host sync
-
-        noise = torch.randn(b, config.nz, 1, 1, device=device)
-        fake = netG(noise)
-        output = netD(fake.detach())
-        errD_fake = criterion(output, torch.full((b,), fake_label, device=device))
-        errD_fake.backward()
-        d_fake = torch.sigmoid(output.detach()).mean()
-        errD = errD_real + errD_fake
-        optimizerD.step()
-
-        ############################
-        # (2) Update G network: maximize log(D(G(z)))  (the non-saturating loss)
-        ###########################
-        netG.zero_grad()
-        output = netD(fake)
-        errG = criterion(output, torch.full((b,), real_label, device=device))
-        errG.backward()
-        optimizerG.step()
-
+        trainer.step = step
+        values = trainer.train_step()
         if run is not None:
-            run.log(d_loss=errD, g_loss=errG, d_real=d_real, d_fake=d_fake, fake=fake, real=real)
-        if step % PROGRESS_EVERY == 0 or step == config.steps - 1:
+            run.log(step=step, **values)
+        if cfg.sample_every and step % cfg.sample_every == 0:
+            trainer.save_grid(trainer.fixed_samples(), f"fixed_{step:06d}.png")
+            if run is not None and not cfg.points:
+                run.log_images("fixed", trainer.fixed_samples(), step=step)
+        if cfg.eval_every and step > 0 and step % cfg.eval_every == 0:
+            metrics = trainer.evaluate()
+            trainer.history.append({"step": step, **metrics})
+            if run is not None and metrics:
+                run.log(step=step, **{f"eval/{k}": v for k, v in metrics.items()})
+        if cfg.checkpoint_every and step > 0 and step % cfg.checkpoint_every == 0:
+            trainer.checkpoint()
+        if step % PROGRESS_EVERY == 0 or step == cfg.steps - 1:
             # note: .item() is a CPU-GPU sync point, so the bar reads values only now and then
-            progress.set_postfix(loss_D=f"{errD.item():.3f}", loss_G=f"{errG.item():.3f}",
-                                 D_x=f"{d_real.item():.3f}", D_G_z=f"{d_fake.item():.3f}")
+            progress.set_postfix(loss_D=f"{values['d_loss'].item():.3f}",
+                                 loss_G=f"{values['g_loss'].item():.3f}",
+                                 D_x=f"{values['d_real'].item():.3f}",
+                                 D_G_z=f"{values['d_fake'].item():.3f}")
     progress.close()
+    trainer.step = cfg.steps
 
-    summary = {
-        "steps": config.steps, "d_loss": errD.item(), "g_loss": errG.item(),
-        "d_real": d_real.item(), "d_fake": d_fake.item(),
-        "run_id": run.id if run is not None else None,
-        "url": run.url if run is not None else None,
-    }
+    metrics = trainer.evaluate()
+    if run is not None and metrics:
+        run.log(step=cfg.steps - 1, **{f"eval/{k}": v for k, v in metrics.items()})
+    sheet = trainer.interpolation_sheet()
+    trainer.save_grid(sheet, "interpolation_slerp.png")
+    if run is not None and not cfg.points:
+        run.log_images("interpolation", sheet, step=cfg.steps - 1)
+    ckpt = trainer.checkpoint()
+
+    summary = {"steps": cfg.steps, "metrics": metrics, "history": trainer.history,
+               "checkpoint": str(ckpt), "run_id": run.id if run is not None else None,
+               "url": run.url if run is not None else None}
+    if values:
+        summary.update({k: values[k].item() for k in ("d_loss", "g_loss", "d_real", "d_fake")})
     if run is not None:
         run.finish()
-    print(f"trained {config.steps} steps on {config.dataset} ({device.type}): "
-          f"loss D {summary['d_loss']:.3f}, loss G {summary['g_loss']:.3f}, "
-          f"D(x) {summary['d_real']:.3f}, D(G(z)) {summary['d_fake']:.3f}", flush=True)
+    print(f"trained {cfg.steps} steps on {cfg.dataset} ({trainer.device.type})"
+          + (f": loss D {summary['d_loss']:.3f}, loss G {summary['g_loss']:.3f}, D(x) "
+             f"{summary['d_real']:.3f}, D(G(z)) {summary['d_fake']:.3f}" if values else ""),
+          flush=True)
+    print(describe(metrics), flush=True)
     if summary["url"]:
         print(f"ganwatch: run {summary['url']}", flush=True)
     return summary
+

@@ -1,0 +1,292 @@
+"""The reference trainer: every dataset and trick runs, and each trick does what it claims."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+from conftest import ROOT
+from PIL import Image
+
+from trainer_client.dcgan import TrainConfig, train
+from trainer_client.dcgan.config import PRESETS
+from trainer_client.dcgan.data import RING_STD, grid_modes, ring_modes
+from trainer_client.dcgan.evaluate import point_metrics
+from trainer_client.dcgan.models import AlwaysDropout, GaussianNoise, MinibatchDiscrimination
+from trainer_client.dcgan.train import Trainer
+from trainer_client.dcgan.tricks import (
+    ReplayBuffer,
+    Snapshots,
+    d_targets,
+    g_adversarial_loss,
+    instance_noise_std,
+    sample_z,
+    slerp,
+)
+
+SMALL = dict(batch_size=16, ngf=8, ndf=8, nz=8, steps=2, no_server=True, eval_samples=200,
+             sample_every=0)
+
+
+def trainer(tmp_path, **kw):
+    return Trainer(TrainConfig(**{**SMALL, "out": str(tmp_path / "out"), **kw}))
+
+
+def modules(net):
+    return [type(m) for m in net.modules()]
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    for cls in ("cats", "dogs"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (40, 30), (20 * i, 100, 200 if cls == "cats" else 0)).save(
+                tmp_path / "imgs" / cls / f"{i}.png")
+    return tmp_path / "imgs"
+
+
+@pytest.mark.parametrize("dataset", ["digits", "ring8", "grid25", "fake", "folder"])
+def test_dry_run_on_each_dataset(dataset, image_folder, tmp_path):
+    extra = {"data_path": str(image_folder)} if dataset == "folder" else {}
+    summary = train(TrainConfig(dataset=dataset, dry_run=True, out=str(tmp_path / "o"), **extra))
+    assert summary["steps"] == 3 and math.isfinite(summary["d_loss"])
+    assert (tmp_path / "o" / "checkpoint.pt").is_file()
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_torchvision_sets_fail_in_one_line_when_unavailable(dataset, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "trainer_client.dcgan", "--dry-run",
+                           "--dataset", dataset, "--data-path", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "torchvision" in done.stderr or "not on disk" in done.stderr
+
+
+ALL_IMAGE_TRICKS = dict(
+    normalize=False, g_loss="minimax", z_dist="uniform", separate_batches=False,
+    norm="instance", activation="relu", downsample="avgpool", upsample="pixelshuffle",
+    label_smoothing=True, label_flip=0.3, replay=0.5, swap_every=1, swap_steps=1,
+    d_optimizer="sgd", init="default", acgan=True, conditional=True, instance_noise=0.2,
+    g_noise=0.1, d_steps=2, minibatch_disc=True, g_dropout=0.5, spectral_norm=True,
+    patch_d=True, vae=True, image_size=64, eval_every=1, checkpoint_every=1,
+)
+
+
+@pytest.mark.parametrize("overrides", [
+    ALL_IMAGE_TRICKS,
+    {**ALL_IMAGE_TRICKS, "feature_matching": True, "image_size": 32, "norm": "batch"},
+    {**ALL_IMAGE_TRICKS, "dataset": "ring8", "image_size": 32, "patch_d": False},
+])
+def test_every_flag_on_at_once_completes(overrides, tmp_path):
+    config = {"dataset": "digits", **overrides}
+    summary = train(TrainConfig(**{**SMALL, "steps": 3, "out": str(tmp_path / "o"), **config}))
+    assert summary["steps"] == 3 and math.isfinite(summary["g_loss"])
+
+
+def test_label_smoothing_and_flipping_targets():
+    gen = torch.Generator().manual_seed(0)
+    real = d_targets(20000, True, smoothing=True, flip=0.0, device="cpu", generator=gen)
+    fake = d_targets(20000, False, smoothing=True, flip=0.0, device="cpu", generator=gen)
+    assert 0.7 <= real.min() and real.max() <= 1.2 and real.std() > 0.1
+    assert 0.0 <= fake.min() and fake.max() <= 0.3
+    hard = d_targets(100, True, smoothing=False, flip=0.0, device="cpu")
+    assert torch.equal(hard, torch.ones(100))
+    flipped = d_targets(20000, True, smoothing=False, flip=0.1, device="cpu", generator=gen)
+    assert set(flipped.unique().tolist()) == {0.0, 1.0}
+    assert (flipped == 0).float().mean().item() == pytest.approx(0.1, abs=0.01)
+
+
+def test_trainer_feeds_d_the_smoothed_targets(tmp_path):
+    t = trainer(tmp_path, label_smoothing=True, label_flip=0.0)
+    t.train_step()
+    real, fake = t.last_targets
+    assert 0.7 <= real.min() and real.max() <= 1.2 and 0 <= fake.min() and fake.max() <= 0.3
+    t = trainer(tmp_path, label_smoothing=False, label_flip=0.0)
+    t.train_step()
+    assert set(t.last_targets[0].tolist()) == {1.0} and set(t.last_targets[1].tolist()) == {0.0}
+
+
+def test_architecture_flags_put_the_claimed_modules_in_place(tmp_path):
+    t = trainer(tmp_path, upsample="pixelshuffle", downsample="avgpool", norm="instance",
+                activation="leaky", spectral_norm=True, minibatch_disc=True, acgan=True)
+    assert nn.PixelShuffle in modules(t.netG) and nn.ConvTranspose2d in modules(t.netG)
+    assert nn.AvgPool2d in modules(t.netD)
+    assert nn.InstanceNorm2d in modules(t.netG) and nn.BatchNorm2d not in modules(t.netG)
+    assert nn.LeakyReLU in modules(t.netG) and nn.LeakyReLU in modules(t.netD)
+    assert any(hasattr(m, "parametrizations") for m in t.netD.modules())
+    assert MinibatchDiscrimination in modules(t.netD)
+    x = torch.randn(5, 1, 32, 32)
+    assert t.netD(x).aux.shape == (5, 10)  # AC-GAN head: the 10 digit classes
+    plain = trainer(tmp_path, activation="relu", norm="batch")
+    assert nn.LeakyReLU not in modules(plain.netG) and nn.ReLU in modules(plain.netG)
+    assert nn.PixelShuffle not in modules(plain.netG) and nn.AvgPool2d not in modules(plain.netD)
+    assert not any(hasattr(m, "parametrizations") for m in plain.netD.modules())
+
+
+def test_patch_d_gives_one_logit_per_patch(tmp_path):
+    assert trainer(tmp_path, patch_d=True).netD(torch.randn(3, 1, 32, 32)).logits.shape == (3, 16)
+    assert trainer(tmp_path).netD(torch.randn(3, 1, 32, 32)).logits.shape == (3,)
+
+
+def test_dropout_in_g_is_active_in_eval_mode_too(tmp_path):
+    with_dropout = trainer(tmp_path, g_dropout=0.5).netG.eval()
+    assert AlwaysDropout in modules(with_dropout)
+    z = torch.randn(4, 8)
+    assert not torch.equal(with_dropout(z), with_dropout(z))
+    without = trainer(tmp_path).netG.eval()
+    assert torch.equal(without(z), without(z))
+
+
+def test_gaussian_noise_in_g_while_training_only(tmp_path):
+    netG = trainer(tmp_path, g_noise=0.5, norm="none").netG
+    assert GaussianNoise in modules(netG)
+    z = torch.randn(4, 8)
+    assert not torch.equal(netG.train()(z), netG(z))
+    assert torch.equal(netG.eval()(z), netG(z))
+
+
+def test_conditional_g_depends_on_the_label(tmp_path):
+    netG = trainer(tmp_path, conditional=True).netG.eval()
+    z = torch.randn(1, 8).repeat(4, 1)
+    out = netG(z, torch.tensor([0, 0, 7, 7]))
+    assert torch.equal(out[0], out[1]) and not torch.equal(out[0], out[2])
+
+
+def test_normalize_switches_tanh_for_sigmoid_and_the_data_range(tmp_path):
+    t = trainer(tmp_path, normalize=True)
+    assert isinstance(t.netG.main[-1], nn.Tanh) and t.ds.data.min() < 0
+    t = trainer(tmp_path, normalize=False)
+    assert isinstance(t.netG.main[-1], nn.Sigmoid) and t.ds.data.min() >= 0
+
+
+def test_latent_distributions_and_slerp():
+    u = sample_z(1000, 16, "uniform", torch.device("cpu"))
+    assert u.min() >= -1 and u.max() <= 1
+    g = sample_z(1000, 16, "gaussian", torch.device("cpu"))
+    assert g.min() < -2 and g.std().item() == pytest.approx(1.0, abs=0.05)
+    a, b = torch.randn(3, 16), torch.randn(3, 16)
+    assert torch.allclose(slerp(a, b, 0.0), a, atol=1e-5)
+    assert torch.allclose(slerp(a, b, 1.0), b, atol=1e-5)
+    # on the great circle the norm stays between the ends, unlike the straight line's dip
+    mid = slerp(a, b, 0.5).norm(dim=1)
+    line = (0.5 * a + 0.5 * b).norm(dim=1)
+    assert (mid > line).all()
+
+
+def test_g_losses_non_saturating_and_minimax():
+    logits = torch.tensor([-8.0, 0.0, 8.0], requires_grad=True)
+    g_adversarial_loss(logits, "non-saturating").backward()
+    ns = logits.grad.clone()
+    logits.grad = None
+    g_adversarial_loss(logits, "minimax").backward()
+    mm = logits.grad.clone()
+    # D confidently rejects the first fake: the minimax gradient vanishes there, the other not
+    assert abs(mm[0]) < 1e-3 and abs(ns[0]) > 0.3
+    assert torch.allclose(g_adversarial_loss(torch.zeros(1), "non-saturating"),
+                          torch.tensor(math.log(2)))
+
+
+def test_instance_noise_decays_to_zero():
+    assert instance_noise_std(0.1, 0.5, 0, 100) == pytest.approx(0.1)
+    assert instance_noise_std(0.1, 0.5, 25, 100) == pytest.approx(0.05)
+    assert instance_noise_std(0.1, 0.5, 50, 100) == 0.0 == instance_noise_std(0.1, 0.5, 90, 100)
+
+
+def test_replay_buffer_shows_d_old_fakes():
+    buf = ReplayBuffer(100)
+    old = torch.full((10, 2), 7.0)
+    buf.push(old)
+    new = torch.zeros(10, 2)
+    mixed = buf.mix(new, 0.5, torch.Generator().manual_seed(0))
+    assert mixed.shape == new.shape
+    assert (mixed[:, 0] == 7.0).sum() == 5 and (mixed[:, 0] == 0.0).sum() == 5
+    assert torch.equal(ReplayBuffer(100).mix(new, 0.5), new)  # nothing remembered yet
+
+
+def test_snapshots_swap_in_old_networks_for_a_window():
+    netG, netD = nn.Linear(2, 2), nn.Linear(2, 2)
+    snaps = Snapshots(every=10, steps=3)
+    active = []
+    for step in range(40):
+        snaps.update(step, netG, netD)
+        active.append(snaps.active(step))
+        with torch.no_grad():
+            netG.weight.add_(1.0)
+    assert [s for s, a in enumerate(active) if a] == [20, 21, 22, 30, 31, 32]
+    assert not torch.equal(snaps.G.weight, netG.weight)  # an old copy, not the live G
+
+
+def test_d_steps_sgd_and_mixed_batches(tmp_path):
+    t = trainer(tmp_path, d_steps=3, d_optimizer="sgd", separate_batches=False)
+    assert isinstance(t.optD, torch.optim.SGD)
+    steps, calls = [], []
+    t.optD.register_step_post_hook(lambda *a: steps.append(1))
+    t.netD.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    t.train_step()
+    assert len(steps) == 3
+    assert calls[:3] == [32, 32, 32]  # one mixed batch of 16 real + 16 fake per D step
+    t = trainer(tmp_path)
+    calls = []
+    t.netD.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    t.train_step()
+    assert calls[:2] == [16, 16]  # separate all-real and all-fake batches
+
+
+def test_vae_gan_trains_an_encoder_with_g(tmp_path):
+    t = trainer(tmp_path, vae=True)
+    assert t.encoder is not None
+    before = [p.clone() for p in t.encoder.parameters()]
+    t.train_step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.encoder.parameters()))
+
+
+def test_feature_matching_loss_is_zero_when_g_matches_the_data(tmp_path):
+    t = trainer(tmp_path, feature_matching=True, instance_noise=0.0, acgan=False,
+                minibatch_disc=False)
+    values = t.train_step()
+    assert values["g_loss"].item() >= 0  # a squared distance, not a log-likelihood
+
+
+def test_ring_evaluation_counts_modes_on_hand_made_samples():
+    modes = ring_modes()
+    all_modes = modes.repeat(300, 1) + RING_STD * torch.randn(2400, 2)
+    m = point_metrics(all_modes, modes, RING_STD)
+    assert m["modes_captured"] == 8 and m["high_quality"] > 0.97
+    one = modes[3].repeat(2500, 1) + RING_STD * torch.randn(2500, 2)
+    assert point_metrics(one, modes, RING_STD)["modes_captured"] == 1
+    noise = torch.rand(2500, 2) * 6 - 3
+    m = point_metrics(noise, modes, RING_STD)
+    assert m["high_quality"] < 0.01
+    grid = grid_modes()
+    assert point_metrics(grid.repeat(100, 1), grid, 0.05)["modes_captured"] == 25
+
+
+def test_presets_document_and_apply_their_settings():
+    for name, settings in PRESETS.items():
+        config = TrainConfig(preset=name, no_server=True)
+        for key, value in settings.items():
+            assert getattr(config, key) == value, (name, key)
+    # a flag given next to a preset wins
+    assert TrainConfig(preset="collapse", seed=9).seed == 9
+
+
+def test_checkpoint_and_resume_continue_the_run(tmp_path):
+    out = str(tmp_path / "o")
+    first = train(TrainConfig(**{**SMALL, "steps": 3, "out": out}))
+    resumed = train(TrainConfig(**{**SMALL, "steps": 5, "out": out,
+                                   "resume": first["checkpoint"]}))
+    state = torch.load(resumed["checkpoint"], weights_only=False)
+    assert state["step"] == 5 and state["config"]["steps"] == 5
+
+
+def test_ganwatch_eval_reads_a_checkpoint(tmp_path):
+    summary = train(TrainConfig(dataset="ring8", dry_run=True, out=str(tmp_path / "o")))
+    done = subprocess.run([sys.executable, "-m", "monitor", "eval", summary["checkpoint"],
+                           "--samples", "300"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("modes captured: ") and "/8, high-quality: " in done.stdout
