@@ -48,8 +48,15 @@ def test_trainer_streams_to_the_server(server, api, tmp_path):
     assert run["config"]["steps"] == 12 and run["status"] == "finished"
     assert series(api, run_id, "d_loss")["steps"] == list(range(12))
     assert 0.0 < series(api, run_id, "d_real")["values"][0] < 1.0
-    assert [s["step"] for s in api.get(f"/api/v1/runs/{run_id}/samples").json()["data"]] == [
-        0, 5, 10]
+    def sample_steps(key):
+        listed = api.get(f"/api/v1/runs/{run_id}/samples", params={"key": key}).json()
+        return [s["step"] for s in listed["data"]]
+
+    assert sample_steps("fake") == [0, 5, 10]  # the training batch, every --sample-every steps
+    assert sample_steps("fixed") == [0, 5, 10]  # the fixed-noise grid alongside
+    assert sample_steps("interpolation") == [11]  # the slerp sheet at the end
+    evaluation = series(api, run_id, "eval/class_coverage")
+    assert evaluation["steps"] == [11] and 1 <= evaluation["values"][0] <= 10
 
 
 def test_demo_starts_a_server_trains_and_prints_the_run_url(tmp_path):
