@@ -48,9 +48,10 @@ def grid_modes() -> torch.Tensor:
 
 
 def mixture(modes: torch.Tensor, std: float, n: int, generator: torch.Generator) -> Dataset:
-    labels = torch.randint(len(modes), (n,), generator=generator)
-    points = modes[labels] + std * torch.randn(n, 2, generator=generator)
-    return Dataset(points, labels, len(modes), modes, std)
+    """Unlabelled, as in the benchmark: which mode a point came from is for evaluation only."""
+    component = torch.randint(len(modes), (n,), generator=generator)
+    points = modes[component] + std * torch.randn(n, 2, generator=generator)
+    return Dataset(points, None, 0, modes, std)
 
 
 def digits(image_size: int) -> Dataset:

@@ -10,6 +10,7 @@ not comparable with Inception FID.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -107,16 +108,27 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def digit_metrics(fake: torch.Tensor, real: torch.Tensor) -> dict:
+    """Class coverage, KL to uniform and classifier-feature FID; a G that outputs NaN (a
+    diverged run) covers no class and has an infinite KL and a NaN FID: data, not an error."""
     model = digits_classifier()
+    grid = to_digit_grid(fake)
+    grid = grid[torch.isfinite(grid).all(1)]
+    if len(grid) < 2:
+        return {"class_coverage": 0, "classes": 10, "class_kl": math.inf,
+                "classifier_fid": math.nan}
     with torch.no_grad():
-        logits, h_fake = model(to_digit_grid(fake))
+        logits, h_fake = model(grid)
         _, h_real = model(to_digit_grid(real))
     counts = torch.bincount(logits.argmax(1), minlength=10).double()
     p = counts / counts.sum()
     nz = p > 0
     kl = float((p[nz] * (p[nz] * 10).log()).sum())
+    try:
+        fid = frechet_distance(h_fake.double().numpy(), h_real.double().numpy())
+    except (ValueError, np.linalg.LinAlgError, RuntimeError):
+        fid = math.nan
     return {"class_coverage": int((counts > 0).sum()), "classes": 10, "class_kl": kl,
-            "classifier_fid": frechet_distance(h_fake.double().numpy(), h_real.double().numpy())}
+            "classifier_fid": fid}
 
 
 @torch.no_grad()
