@@ -168,9 +168,16 @@ def config_dict(config: TrainConfig) -> dict:
     return dataclasses.asdict(config)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit 2), not a usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """Build a TrainConfig from the command line; a bad argument is one line on stderr, exit 2."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m trainer_client.dcgan",
         description="Reference DCGAN trainer with every ganhacks trick behind a flag, "
                     "streaming to ganwatch. Defaults follow the ganhacks advice.")
@@ -188,10 +195,6 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             parser.add_argument(flag, type=convert, default=f.default,
                                 help=f"(default {f.default})")
 
-    def one_line_error(message: str):
-        parser.exit(2, f"{parser.prog}: error: {message}\n")
-
-    parser.error = one_line_error  # type: ignore[method-assign]
     args = parser.parse_args(argv)
     try:
         return TrainConfig(**vars(args))

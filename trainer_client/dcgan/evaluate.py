@@ -168,22 +168,17 @@ def describe(metrics: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``ganwatch eval CHECKPOINT``: evaluate a trainer checkpoint and print the figures."""
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="ganwatch eval",
-                                     description="Evaluate a reference-trainer checkpoint.")
+    from trainer_client.dcgan.config import OneLineParser, TrainConfig
+    from trainer_client.dcgan.train import Trainer
+
+    parser = OneLineParser(prog="ganwatch eval",
+                           description="Evaluate a reference-trainer checkpoint.")
     parser.add_argument("checkpoint")
     parser.add_argument("--samples", type=int, default=2500)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-
-    def one_line_error(message: str):
-        parser.exit(2, f"{parser.prog}: error: {message}\n")
-
-    parser.error = one_line_error  # type: ignore[method-assign]
     args = parser.parse_args(argv)
-    from trainer_client.dcgan.config import TrainConfig
-    from trainer_client.dcgan.train import Trainer
 
     try:
         state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
