@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("train", "eval"):  # everything after it belongs to the trainer
-        module = "trainer_client.dcgan" + (".evaluate" if argv[0] == "eval" else "")
+        module = "trainer_client.dcgan" + (".eval_cli" if argv[0] == "eval" else "")
         return _trainer(module)(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     try:

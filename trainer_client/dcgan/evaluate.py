@@ -165,35 +165,3 @@ def describe(metrics: dict) -> str:
                 f"FID): {metrics['classifier_fid']:.2f}")
     return "no evaluation for this dataset"
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``ganwatch eval CHECKPOINT``: evaluate a trainer checkpoint and print the figures."""
-    import sys
-
-    from trainer_client.dcgan.config import OneLineParser, TrainConfig
-    from trainer_client.dcgan.train import Trainer
-
-    parser = OneLineParser(prog="ganwatch eval",
-                           description="Evaluate a reference-trainer checkpoint.")
-    parser.add_argument("checkpoint")
-    parser.add_argument("--samples", type=int, default=2500)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    args = parser.parse_args(argv)
-
-    try:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        saved = state["config"]
-    except (OSError, KeyError, RuntimeError, TypeError) as exc:
-        print(f"{parser.prog}: error: cannot read {args.checkpoint} as a trainer checkpoint "
-              f"({type(exc).__name__})", file=sys.stderr)
-        return 2
-    saved.update(device=args.device, resume=None, preset=None, no_server=True, dry_run=False,
-                 eval_samples=args.samples)
-    trainer = Trainer(TrainConfig(**saved))
-    trainer.load(args.checkpoint)
-    print(describe(trainer.evaluate()))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""``ganwatch eval CHECKPOINT`` (``python -m trainer_client.dcgan.eval_cli``)."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from trainer_client.dcgan.config import OneLineParser, TrainConfig
+from trainer_client.dcgan.evaluate import describe
+from trainer_client.dcgan.train import Trainer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ganwatch eval CHECKPOINT``: evaluate a trainer checkpoint and print the figures."""
+    parser = OneLineParser(prog="ganwatch eval",
+                           description="Evaluate a reference-trainer checkpoint.")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--samples", type=int, default=2500)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    args = parser.parse_args(argv)
+
+    try:
+        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        saved = state["config"]
+    except (OSError, KeyError, RuntimeError, TypeError) as exc:
+        print(f"{parser.prog}: error: cannot read {args.checkpoint} as a trainer checkpoint "
+              f"({type(exc).__name__})", file=sys.stderr)
+        return 2
+    saved.update(device=args.device, resume=None, preset=None, no_server=True, dry_run=False,
+                 eval_samples=args.samples)
+    trainer = Trainer(TrainConfig(**saved))
+    trainer.load(args.checkpoint)
+    print(describe(trainer.evaluate()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
