@@ -131,3 +131,14 @@ def test_a_forked_child_exiting_does_not_finish_the_parents_run(server, api, spo
     assert series(api, run.id, "x")["steps"] == [0, 1]
     assert api.get(f"/api/v1/runs/{run.id}").json()["status"] == "finished"
     assert not list(spool_dir.glob("*/*.msg"))
+
+
+def test_2d_point_batches_become_scatter_plots(server, api, spool_dir):
+    run = trainer_client.init("points", server=server.url, flush_interval=0.05, sample_every=2)
+    for _ in range(3):
+        run.log(fake=torch.randn(64, 2), real=torch.randn(64, 2))
+    run.finish(timeout=30)
+    samples = api.get(f"/api/v1/runs/{run.id}/samples").json()["data"]
+    assert [s["step"] for s in samples] == [0, 2]
+    assert (samples[0]["width"], samples[0]["height"]) == (256, 256)
+    assert len(series(api, run.id, "diversity/ratio")["values"]) == 3

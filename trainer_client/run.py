@@ -130,8 +130,9 @@ class Run:
             d = tensors.diversity(batch, self.diversity_samples)
             if d is not None:
                 scalars[f"diversity/{key}"] = d
+        ndim = getattr(batch, "ndim", 0)
         if key == "fake" and self.sample_every and step % self.sample_every == 0 \
-                and getattr(batch, "ndim", 0) in (3, 4):
+                and (ndim in (3, 4) or (ndim == 2 and batch.shape[1] == 2)):
             grid = batch.detach()[: self.sample_count]
             grid = grid.clone() if tensors.is_tensor(grid) else grid.copy()
             self._samples.append((step, time.time(), key, grid))

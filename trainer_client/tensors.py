@@ -117,6 +117,8 @@ def image_grid_png(batch, *, nrow: int | None = None, padding: int = 2,
     from PIL import Image
 
     x = batch.detach().float().cpu().numpy() if is_tensor(batch) else np.asarray(batch, "float32")
+    if x.ndim == 2 and x.shape[1] == 2:
+        return scatter_png(x, compress_level=compress_level)
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or x.shape[0] == 0:
@@ -144,6 +146,27 @@ def image_grid_png(batch, *, nrow: int | None = None, padding: int = 2,
     image = Image.fromarray(pixels[0] if c == 1 else pixels.transpose(1, 2, 0))
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=compress_level)
+    return out.getvalue()
+
+
+def scatter_png(points, size: int = 256, compress_level: int = 1) -> bytes | None:
+    """A batch of 2D points (a GAN on a Gaussian mixture) as a square scatter plot, axes
+    symmetric around 0: where G puts its samples, and which modes it has dropped."""
+    import numpy as np
+    from PIL import Image
+
+    pts = np.asarray(points, dtype="float64")
+    pts = pts[np.isfinite(pts).all(1)]
+    if len(pts) == 0:
+        return None
+    lim = float(np.abs(pts).max()) * 1.1 or 1.0
+    hist, _, _ = np.histogram2d(-pts[:, 1], pts[:, 0], bins=size,
+                                range=[[-lim, lim], [-lim, lim]])
+    pixels = np.full((size, size), 255, dtype="uint8")
+    pixels[size // 2, :] = pixels[:, size // 2] = 220  # the axes, faintly
+    pixels[hist > 0] = 0
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG", compress_level=compress_level)
     return out.getvalue()
 
 
