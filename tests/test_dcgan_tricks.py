@@ -199,12 +199,14 @@ def test_instance_noise_decays_to_zero():
 def test_replay_buffer_shows_d_old_fakes():
     buf = ReplayBuffer(100)
     old = torch.full((10, 2), 7.0)
-    buf.push(old)
+    buf.push(old, torch.full((10,), 3))
     new = torch.zeros(10, 2)
-    mixed = buf.mix(new, 0.5, torch.Generator().manual_seed(0))
+    mixed, labels = buf.mix(new, 0.5, torch.Generator().manual_seed(0), torch.zeros(10).long())
     assert mixed.shape == new.shape
     assert (mixed[:, 0] == 7.0).sum() == 5 and (mixed[:, 0] == 0.0).sum() == 5
-    assert torch.equal(ReplayBuffer(100).mix(new, 0.5), new)  # nothing remembered yet
+    # each remembered fake keeps the label it was generated for
+    assert torch.equal(labels, torch.where(mixed[:, 0] == 7.0, 3, 0))
+    assert torch.equal(ReplayBuffer(100).mix(new, 0.5)[0], new)  # nothing remembered yet
 
 
 def test_snapshots_swap_in_old_networks_for_a_window():

@@ -140,10 +140,8 @@ class Trainer:
                 fake = gen_for_d(sample_z(n, cfg.nz, cfg.z_dist, self.device),
                                  y_fake if cfg.conditional else None).float()
             if self.replay is not None:  # ganhacks #8: show D some past fakes again
-                self.replay.push(fake)
-                fake = self.replay.mix(fake, cfg.replay, self.rng)
-                if y_fake is not None:
-                    y_fake = y_fake[: len(fake)]
+                self.replay.push(fake, y_fake)
+                fake, y_fake = self.replay.mix(fake, cfg.replay, self.rng, y_fake)
             self.netD.zero_grad(set_to_none=True)
             with self.autocast():
                 out_real, out_fake = self.d_forward(self.d_input(real, std),

@@ -61,34 +61,45 @@ def instance_noise_std(start: float, decay_fraction: float, step: int, steps: in
 
 
 class ReplayBuffer:
-    """ganhacks #8: keep past fakes and show some of them to D again."""
+    """ganhacks #8: keep past fakes (with the labels they were made for) and show some of them
+    to D again."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.items: torch.Tensor | None = None
+        self.labels: torch.Tensor | None = None
         self.filled = 0
         self.cursor = 0
 
-    def push(self, fakes: torch.Tensor) -> None:
+    def push(self, fakes: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         fakes = fakes.detach()
         if self.items is None:
             self.items = torch.empty((self.size, *fakes.shape[1:]), dtype=fakes.dtype,
                                      device=fakes.device)
+            if labels is not None:
+                self.labels = torch.zeros(self.size, dtype=labels.dtype, device=labels.device)
         n = min(len(fakes), self.size)
         idx = (torch.arange(n, device=fakes.device) + self.cursor) % self.size
         self.items[idx] = fakes[:n]
+        if self.labels is not None and labels is not None:
+            self.labels[idx] = labels[:n]
         self.cursor = (self.cursor + n) % self.size
         self.filled = min(self.size, self.filled + n)
 
-    def mix(self, fakes: torch.Tensor, share: float, generator=None) -> torch.Tensor:
-        """fakes with a share of its rows replaced by remembered ones (once there are any)."""
+    def mix(self, fakes: torch.Tensor, share: float, generator=None,
+            labels: torch.Tensor | None = None):
+        """(fakes, labels) with a share of the rows replaced by remembered ones, once there are
+        any; labels is None when none were given."""
         if share <= 0 or self.filled == 0:
-            return fakes
+            return fakes, labels
         k = int(round(share * len(fakes)))
         if k == 0:
-            return fakes
+            return fakes, labels
         pick = torch.randint(self.filled, (k,), generator=generator).to(fakes.device)
-        return torch.cat([fakes[: len(fakes) - k], self.items[pick]])
+        mixed = torch.cat([fakes[: len(fakes) - k], self.items[pick]])
+        if labels is None or self.labels is None:
+            return mixed, None
+        return mixed, torch.cat([labels[: len(labels) - k], self.labels[pick]])
 
 
 class Snapshots:
