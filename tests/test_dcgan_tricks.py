@@ -279,10 +279,26 @@ def test_presets_document_and_apply_their_settings():
 def test_checkpoint_and_resume_continue_the_run(tmp_path):
     out = str(tmp_path / "o")
     first = train(TrainConfig(**{**SMALL, "steps": 3, "out": out}))
+    assert torch.load(first["checkpoint"], weights_only=False)["step"] == 3
     resumed = train(TrainConfig(**{**SMALL, "steps": 5, "out": out,
                                    "resume": first["checkpoint"]}))
     state = torch.load(resumed["checkpoint"], weights_only=False)
     assert state["step"] == 5 and state["config"]["steps"] == 5
+
+
+def test_resume_continues_the_same_ganwatch_run(server, api, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANWATCH_SPOOL_DIR", str(tmp_path / "spool"))
+    ckpt = tmp_path / "o" / "checkpoint.pt"
+    common = {**SMALL, "out": str(ckpt.parent), "no_server": False, "server": server.url,
+              "name": "resume-me"}
+    first = train(TrainConfig(**{**common, "steps": 3}))
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved["step"] == 3 and saved["run_id"] == first["run_id"]
+    second = train(TrainConfig(**{**common, "steps": 6, "resume": str(ckpt)}))
+    assert second["run_id"] == first["run_id"]  # the same ganwatch run continues
+    steps = api.get(f"/api/v1/runs/{first['run_id']}/series",
+                    params={"key": "d_loss"}).json()["series"][0]["steps"]
+    assert steps == [0, 1, 2, 3, 4, 5]
 
 
 def test_ganwatch_eval_reads_a_checkpoint(tmp_path):

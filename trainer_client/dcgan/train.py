@@ -279,12 +279,14 @@ def train(cfg: TrainConfig) -> dict:
     for step in progress:
         trainer.step = step
         values = trainer.train_step()
+        trainer.step = step + 1  # what a checkpoint taken now resumes at
         if run is not None:
             run.log(step=step, **values)
         if cfg.sample_every and step % cfg.sample_every == 0:
-            trainer.save_grid(trainer.fixed_samples(), f"fixed_{step:06d}.png")
+            fixed = trainer.fixed_samples()
+            trainer.save_grid(fixed, f"fixed_{step:06d}.png")
             if run is not None and not cfg.points:
-                run.log_images("fixed", trainer.fixed_samples(), step=step)
+                run.log_images("fixed", fixed, step=step)
         if cfg.eval_every and step > 0 and step % cfg.eval_every == 0:
             metrics = trainer.evaluate()
             trainer.history.append({"step": step, **metrics})
@@ -299,7 +301,6 @@ def train(cfg: TrainConfig) -> dict:
                                  D_x=f"{values['d_real'].item():.3f}",
                                  D_G_z=f"{values['d_fake'].item():.3f}")
     progress.close()
-    trainer.step = cfg.steps
 
     metrics = trainer.evaluate()
     if run is not None and metrics:
