@@ -131,22 +131,45 @@ def digit_metrics(fake: torch.Tensor, real: torch.Tensor) -> dict:
             "classifier_fid": fid}
 
 
+def standing_stats(netG, *, nz: int, z_dist: str, device: torch.device, n_classes: int,
+                   generator: torch.Generator, batches: int = 20, batch_size: int = 500):
+    """A copy of G whose BatchNorm statistics are averaged over fresh batches of its own output.
+
+    BatchNorm's running averages lag behind a generator that changes every step, so G in eval
+    mode is not quite the G that D was trained against. Re-estimating them on the current G
+    ("standing statistics", as in BigGAN) evaluates what training produced; the live G is left
+    untouched.
+    """
+    import copy
+
+    g = copy.deepcopy(netG)
+    norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if norms:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches below
+            m.train()
+        for _ in range(batches):
+            z = sample_z(batch_size, nz, z_dist, device, generator)
+            labels = (torch.randint(n_classes, (batch_size,), device=device, generator=generator)
+                      if getattr(g, "embed", None) is not None and n_classes else None)
+            g(z, labels)
+    return g.eval()
+
+
 @torch.no_grad()
 def evaluate(netG, ds: Dataset, *, nz: int, z_dist: str, n: int, device: torch.device,
              seed: int = 1234) -> dict:
     """The figures for this dataset; {} where there are none (folder, fake)."""
     gen = torch.Generator(device=device).manual_seed(seed)
-    was_training = netG.training
-    netG.eval()
-    try:
-        labels = None
-        if getattr(netG, "embed", None) is not None and ds.n_classes:
-            labels = torch.randint(ds.n_classes, (n,), device=device, generator=gen)
-        fake = torch.cat([netG(z, None if labels is None else labels[i:i + 500])
-                          for i, z in zip(range(0, n, 500),
-                                          sample_z(n, nz, z_dist, device, gen).split(500))])
-    finally:
-        netG.train(was_training)
+    g = standing_stats(netG, nz=nz, z_dist=z_dist, device=device, n_classes=ds.n_classes,
+                       generator=gen)
+    labels = None
+    if getattr(g, "embed", None) is not None and ds.n_classes:
+        labels = torch.randint(ds.n_classes, (n,), device=device, generator=gen)
+    fake = torch.cat([g(z, None if labels is None else labels[i:i + 500])
+                      for i, z in zip(range(0, n, 500),
+                                      sample_z(n, nz, z_dist, device, gen).split(500))])
     if ds.modes is not None:
         return point_metrics(fake, ds.modes, ds.mode_std)
     if ds.name in ("digits", "mnist"):
