@@ -308,3 +308,14 @@ def test_ganwatch_eval_reads_a_checkpoint(tmp_path):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("modes captured: ") and "/8, high-quality: " in done.stdout
+
+
+def test_evaluation_leaves_the_live_generator_untouched(tmp_path):
+    t = trainer(tmp_path, dataset="ring8")
+    t.train_step()
+    before = {k: v.clone() for k, v in t.netG.state_dict().items()}
+    metrics = t.evaluate()
+    assert metrics["modes"] == 8 and 0 <= metrics["high_quality"] <= 1
+    after = t.netG.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert t.netG.training  # still in training mode
