@@ -22,6 +22,7 @@ from trainer_client.dcgan.tricks import (
     d_targets,
     g_adversarial_loss,
     instance_noise_std,
+    lr_factor,
     sample_z,
     slerp,
 )
@@ -319,3 +320,14 @@ def test_evaluation_leaves_the_live_generator_untouched(tmp_path):
     after = t.netG.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert t.netG.training  # still in training mode
+
+
+def test_learning_rates_decay_linearly_over_the_last_part_of_the_run(tmp_path):
+    assert [lr_factor(s, 100, 0.5) for s in (0, 50, 75, 100)] == [1.0, 1.0, 0.5, 0.0]
+    assert lr_factor(99, 100, 0.0) == 1.0
+    t = trainer(tmp_path, steps=10, lr=1e-3, lr_d=2e-3, lr_decay=0.5)
+    for step in range(8):
+        t.step = step
+        t.train_step()
+    assert t.optG.param_groups[0]["lr"] == pytest.approx(1e-3 * 3 / 5)
+    assert t.optD.param_groups[0]["lr"] == pytest.approx(2e-3 * 3 / 5)

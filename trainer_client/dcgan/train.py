@@ -24,6 +24,7 @@ from trainer_client.dcgan.tricks import (
     g_adversarial_loss,
     instance_noise_std,
     interpolation_latents,
+    lr_factor,
     sample_z,
 )
 from trainer_client.tensors import image_grid_png
@@ -74,6 +75,7 @@ class Trainer:
         else:
             self.optD = torch.optim.Adam(self.netD.parameters(), lr=lr_d,
                                          betas=(cfg.beta1, 0.999))
+        self.base_lrs = [g["lr"] for opt in (self.optG, self.optD) for g in opt.param_groups]
         self.replay = ReplayBuffer(cfg.replay_size) if cfg.replay > 0 else None
         self.snapshots = Snapshots(cfg.swap_every, cfg.swap_steps)
         fixed_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
@@ -124,6 +126,10 @@ class Trainer:
 
     def train_step(self) -> dict:
         cfg, step = self.cfg, self.step
+        factor = lr_factor(step, cfg.steps, cfg.lr_decay)
+        groups = [g for opt in (self.optG, self.optD) for g in opt.param_groups]
+        for group, base in zip(groups, self.base_lrs):
+            group["lr"] = base * factor
         self.snapshots.update(step, self.netG, self.netD)
         swapped = self.snapshots.active(step)
         gen_for_d = self.snapshots.G if swapped else self.netG

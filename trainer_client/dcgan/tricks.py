@@ -60,6 +60,13 @@ def instance_noise_std(start: float, decay_fraction: float, step: int, steps: in
     return start * max(0.0, 1.0 - step / (decay_fraction * steps))
 
 
+def lr_factor(step: int, steps: int, decay_fraction: float) -> float:
+    """1 until the last decay_fraction of the run, then linearly down to 0 at the end."""
+    if decay_fraction <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (steps - step) / (decay_fraction * steps)))
+
+
 class ReplayBuffer:
     """ganhacks #8: keep past fakes (with the labels they were made for) and show some of them
     to D again."""
