@@ -53,9 +53,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--datasets", default="ring8,grid25")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(f"{args.steps} steps, seeds 0..{args.seeds - 1}, batch 256, 128-unit MLPs")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"{args.steps} steps, seeds 0..{args.seeds - 1}, batch 256, 128-unit MLPs, "
+          f"lr decay over the last half")
     print(f"{'dataset':8s} {'variant':18s} {'modes (mean)':>12s} {'per seed':>22s} "
           f"{'high-quality':>12s} {'time':>6s}")
     for dataset in args.datasets.split(","):

@@ -100,7 +100,8 @@ def main() -> None:
         rows.append(("ganwatch run.log", toy_loop(args.steps, Ganwatch(url))))
         try:
             with tempfile.TemporaryDirectory() as logdir:
-                rows.append(("SummaryWriter.add_scalar x4", toy_loop(args.steps, TensorBoard(logdir))))
+                tensorboard = TensorBoard(logdir)
+                rows.append(("SummaryWriter.add_scalar x4", toy_loop(args.steps, tensorboard)))
         except ImportError:
             print("(tensorboard is not installed: no SummaryWriter column)")
     base = rows[0][1][0]

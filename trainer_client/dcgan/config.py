@@ -135,10 +135,11 @@ class TrainConfig:
 
 # Each preset reproduces a documented failure (or its absence) within minutes on a CPU.
 PRESETS: dict[str, dict] = {
-    # ring8 with the trick-enabled defaults (Adam 2e-4 / 0.5, soft and noisy labels, decaying
-    # instance noise, BatchNorm on separate batches, LeakyReLU) and MLPs of 128 units.
-    "healthy": dict(dataset="ring8", steps=5000, batch_size=256, ngf=128, ndf=128, seed=0,
-                    eval_every=500),
+    # ring8 with the trick-enabled defaults (Adam 2e-4 / 0.5 decaying over the last half, soft
+    # and noisy labels, decaying instance noise, BatchNorm on separate batches, LeakyReLU) and
+    # MLPs of 128 units: all 8 modes, ~86% high-quality samples (seed 0).
+    "healthy": dict(dataset="ring8", steps=10000, batch_size=256, ngf=128, ndf=128, seed=0,
+                    eval_every=1000),
     # "D loss goes to 0: failure mode": a D with 5 updates per G update, 10x G's learning rate,
     # hard labels and no noise, against G on the saturating minimax loss, whose gradient
     # vanishes once D wins (ganhacks #2). D(x) -> 1 and D(G(z)) -> 0 within ~50 steps.
