@@ -331,3 +331,16 @@ def test_learning_rates_decay_linearly_over_the_last_part_of_the_run(tmp_path):
         t.train_step()
     assert t.optG.param_groups[0]["lr"] == pytest.approx(1e-3 * 3 / 5)
     assert t.optD.param_groups[0]["lr"] == pytest.approx(2e-3 * 3 / 5)
+
+
+def test_minibatch_discrimination_sees_a_collapsed_batch():
+    torch.manual_seed(0)
+    mbd = MinibatchDiscrimination(16)
+    collapsed = torch.randn(1, 16).repeat(8, 1)
+    diverse = torch.randn(8, 16) * 5
+    extra_collapsed = mbd(collapsed)[:, 16:]
+    extra_diverse = mbd(diverse)[:, 16:]
+    # identical samples: every kernel reports the other 7 as maximally close
+    assert torch.allclose(extra_collapsed, torch.full_like(extra_collapsed, 7.0))
+    assert extra_diverse.mean() < 1.0
+    assert torch.equal(mbd(collapsed)[:, :16], collapsed)  # the features pass through
