@@ -77,10 +77,7 @@ class Sender:
                 self.build()
                 if closing:
                     with self.build_lock:
-                        for message in self.final_messages:
-                            self.spool.append(message)
-                        self.final_messages = []
-                if closing:
+                        self._spool_final_messages()
                     self._drain_until(self.close_deadline)
                     return
                 if time.monotonic() >= self.next_try:
@@ -89,6 +86,12 @@ class Sender:
                 warn(f"sender error (training continues): {type(exc).__name__}: {exc}")
                 if closing:
                     return
+
+    def _spool_final_messages(self) -> None:
+        """Queue the run's last requests (its finish) behind everything else; hold build_lock."""
+        for message in self.final_messages:
+            self.spool.append(message)
+        self.final_messages = []
 
     def _drain_until(self, deadline: float) -> None:
         """At exit: keep retrying, with the same backoff, until everything is sent or time is up."""
@@ -109,16 +112,19 @@ class Sender:
     def build(self) -> None:
         """Turn everything queued into messages in the spool."""
         with self.build_lock:
-            while self.records:
-                n = min(len(self.records), self.max_batch)
-                batch = [self.records.popleft() for _ in range(n)]
-                message = self._points_message(batch)
-                if message is not None:
-                    self.spool.append(message)
-            while self.samples:
-                message = self._sample_message(*self.samples.popleft())
-                if message is not None:
-                    self.spool.append(message)
+            self._build_locked()
+
+    def _build_locked(self) -> None:
+        while self.records:
+            n = min(len(self.records), self.max_batch)
+            batch = [self.records.popleft() for _ in range(n)]
+            message = self._points_message(batch)
+            if message is not None:
+                self.spool.append(message)
+        while self.samples:
+            message = self._sample_message(*self.samples.popleft())
+            if message is not None:
+                self.spool.append(message)
 
     def _points_message(self, records: list) -> Message | None:
         series: dict[str, tuple[list, list, list]] = {}
@@ -231,14 +237,12 @@ class Sender:
             self.thread.join(timeout)
         if self.thread.is_alive():
             # Out of time: make sure what is still queued at least reaches the spool.
-            if self.build_lock.acquire(timeout=5.0):
+            if self.build_lock.acquire(timeout=5.0):  # bounded: the thread may be stuck
                 try:
-                    for message in self.final_messages:
-                        self.spool.append(message)
-                    self.final_messages = []
+                    self._build_locked()  # what is still queued, then the finish
+                    self._spool_final_messages()
                 finally:
                     self.build_lock.release()
-                self.build()
         else:
             self.build()  # anything logged after the thread's last build
 
