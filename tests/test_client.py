@@ -142,3 +142,12 @@ def test_2d_point_batches_become_scatter_plots(server, api, spool_dir):
     assert [s["step"] for s in samples] == [0, 2]
     assert (samples[0]["width"], samples[0]["height"]) == (256, 256)
     assert len(series(api, run.id, "diversity/ratio")["values"]) == 3
+
+
+def test_an_overlong_run_name_is_shortened_not_refused(server, api, spool_dir):
+    run = trainer_client.init("n" * 300, server=server.url, flush_interval=0.05)
+    run.log(x=1.0)
+    run.finish(timeout=30)
+    stored = api.get(f"/api/v1/runs/{run.id}").json()
+    assert stored["name"] == "n" * 200
+    assert series(api, run.id, "x")["values"] == [1.0]

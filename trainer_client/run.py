@@ -50,7 +50,7 @@ class Run:
                  sample_count: int, diversity_samples: int, grad_norm_every: int,
                  flush_interval: float, max_batch: int, spool_dir: Path, exit_timeout: float,
                  start_step: int = 0) -> None:
-        self.name = name
+        self.name = name = str(name)[:200] or "run"  # the server takes names up to 200 chars
         self.id = run_id
         self.server = server.rstrip("/")
         self.url = f"{self.server}/runs/{run_id}"
