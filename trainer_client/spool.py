@@ -128,8 +128,7 @@ class Spool:
         if self.pending_files() or (self.dir / "rejected").exists():
             return
         self.unlock()
-        for name in ("lock",):
-            (self.dir / name).unlink(missing_ok=True)
+        (self.dir / "lock").unlink(missing_ok=True)
         try:
             self.dir.rmdir()
         except OSError:
@@ -137,12 +136,8 @@ class Spool:
 
 
 def orphaned_spools(root: Path, exclude: Path | None = None) -> list[Path]:
-    """Run spools under root with messages left by a process that is gone (their lock is free)."""
+    """Run spools under root that still hold messages (the caller takes those it can lock)."""
     if not root.is_dir():
         return []
-    found = []
-    for d in sorted(root.iterdir()):
-        if d == exclude or not d.is_dir() or not any(d.glob("*.msg")):
-            continue
-        found.append(d)
-    return found
+    return [d for d in sorted(root.iterdir())
+            if d != exclude and d.is_dir() and any(d.glob("*.msg"))]

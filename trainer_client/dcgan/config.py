@@ -14,6 +14,14 @@ from dataclasses import dataclass, field
 
 DATASETS = ("digits", "ring8", "grid25", "folder", "mnist", "cifar10", "fake")
 POINT_DATASETS = ("ring8", "grid25")
+# The fields that take one of a few words: checked in validate() and listed by --help.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": DATASETS, "g_loss": ("non-saturating", "minimax"),
+    "z_dist": ("gaussian", "uniform"), "norm": ("batch", "instance", "none"),
+    "activation": ("leaky", "relu"), "downsample": ("strided", "avgpool"),
+    "upsample": ("convtranspose", "pixelshuffle"), "d_optimizer": ("adam", "sgd"),
+    "init": ("dcgan", "default"), "device": ("auto", "cpu", "cuda"),
+}
 
 
 @dataclass
@@ -101,14 +109,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         problems = []
-        choices = {
-            "dataset": DATASETS, "g_loss": ("non-saturating", "minimax"),
-            "z_dist": ("gaussian", "uniform"), "norm": ("batch", "instance", "none"),
-            "activation": ("leaky", "relu"), "downsample": ("strided", "avgpool"),
-            "upsample": ("convtranspose", "pixelshuffle"), "d_optimizer": ("adam", "sgd"),
-            "init": ("dcgan", "default"), "device": ("auto", "cpu", "cuda"),
-        }
-        for name, allowed in choices.items():
+        for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 problems.append(f"{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
                                 f"not {getattr(self, name)!r}")
@@ -197,7 +198,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
         else:
             convert = int if kind == "int" else float if kind.startswith("float") else str
-            parser.add_argument(flag, type=convert, default=f.default,
+            allowed = tuple(PRESETS) if f.name == "preset" else CHOICES.get(f.name)
+            parser.add_argument(flag, type=convert, default=f.default, choices=allowed,
                                 help=f"(default {f.default})")
 
     args = parser.parse_args(argv)
