@@ -5,12 +5,16 @@ The trainer runs in its own process: the server never imports torch.
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+DEMO_RUN_NAME = "demo-dcgan-digits"
 
 
 def _health(url: str) -> dict | None:
@@ -22,6 +26,13 @@ def _health(url: str) -> dict | None:
         return response.json() if response.status_code == 200 else None
     except ValueError:
         return None
+
+
+def _run_exists(url: str, run_id: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/runs/{run_id}", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _port_taken(port: int) -> bool:
@@ -52,14 +63,19 @@ def run_demo(*, port: int, data_dir: Path, steps: int, keep_serving: bool) -> in
                 return 1
             time.sleep(0.1)  # waiting for the server to answer, bounded by the deadline
     print(f"ganwatch: dashboard {url}/", flush=True)
+    # The demo names the trainer's run id (the client honours GANWATCH_RUN_ID), so the URL
+    # printed below is this run's even when the server already holds older demo runs.
+    run_id = secrets.token_hex(8)
     try:
-        trainer = subprocess.run([sys.executable, "-m", "trainer_client.dcgan", "--steps",
-                                  str(steps), "--server", url, "--name", "demo-dcgan-digits"])
-        runs = httpx.get(f"{url}/api/v1/runs", params={"name": "demo-dcgan-digits", "limit": 1},
-                         timeout=10).json()["data"]
-        if runs:
-            print(f"ganwatch: dashboard {url}/ — this run: {url}/runs/{runs[0]['id']}",
-                  flush=True)
+        trainer = subprocess.run(
+            [sys.executable, "-m", "trainer_client.dcgan", "--steps", str(steps),
+             "--server", url, "--name", DEMO_RUN_NAME],
+            env={**os.environ, "GANWATCH_RUN_ID": run_id})
+        if _run_exists(url, run_id):
+            print(f"ganwatch: dashboard {url}/ — this run: {url}/runs/{run_id}", flush=True)
+        else:
+            print(f"ganwatch: the trainer stored no run at {url} (exit code "
+                  f"{trainer.returncode}); see its output above", file=sys.stderr, flush=True)
         if trainer.returncode != 0:
             return trainer.returncode
         if keep_serving and server is not None:
