@@ -1,9 +1,11 @@
-"""Start a real ganwatch server for a benchmark (loopback, a temporary data directory)."""
+"""Shared by the benchmarks: start a real ``ganwatch serve`` (loopback, a temporary data
+directory) and describe the machine the figures come from."""
 
 from __future__ import annotations
 
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60.0
 
 
 def free_port() -> int:
@@ -23,21 +26,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _serve_command() -> list[str]:
+    """The venv's ``ganwatch`` console script when it sits beside this Python, else -m monitor."""
+    script = Path(sys.executable).with_name("ganwatch")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script), "serve"]
+    return [sys.executable, "-m", "monitor", "serve"]
+
+
 @contextmanager
 def running_server(database_url: str | None = None):
-    """Yield the URL of a fresh server; stop it afterwards."""
+    """Yield the URL of a fresh server on a free loopback port; stop it afterwards."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="ganwatch-bench-") as data_dir:
-        cmd = [sys.executable, "-m", "monitor", "serve", "--port", str(port), "--data-dir",
-               data_dir]
+        cmd = _serve_command() + ["--host", "127.0.0.1", "--port", str(port),
+                                  "--data-dir", data_dir]
         if database_url:
             cmd += ["--database-url", database_url]
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env={**os.environ,
-                                                                "GANWATCH_LOG_LEVEL": "warning"})
+        log_path = Path(data_dir) / "server.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "GANWATCH_LOG_LEVEL": "warning"})
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + START_TIMEOUT_S  # a bounded poll of /api/v1/health
             while True:
                 try:
                     if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
@@ -45,22 +57,44 @@ def running_server(database_url: str | None = None):
                 except httpx.HTTPError:
                     pass
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the benchmark's server did not start")
+                    tail = log_path.read_text(errors="replace")[-2000:]
+                    raise SystemExit(f"the benchmark's server did not start ({' '.join(cmd)}):"
+                                     f"\n{tail}")
                 time.sleep(0.05)
             yield url
         finally:
             proc.terminate()
-            proc.wait(10)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """lscpu's 'Model name' (else /proc/cpuinfo's, else platform's)."""
+    if shutil.which("lscpu"):
+        try:
+            out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+                                 env={**os.environ, "LC_ALL": "C"}).stdout
+            for line in out.splitlines():
+                if line.startswith("Model name:"):
+                    return line.split(":", 1)[1].strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return (f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    load = ""
+    if hasattr(os, "getloadavg"):
+        one, five, fifteen = os.getloadavg()
+        load = f", load average {one:.2f} {five:.2f} {fifteen:.2f}"
+    return (f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.platform()}, "
+            f"Python {platform.python_version()}{load}")

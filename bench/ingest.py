@@ -1,9 +1,19 @@
-"""Points per second one server accepts, from 1 and 4 concurrent clients. Printed, not asserted.
+"""Points per second one ganwatch server accepts, from 1 and 4 concurrent clients. Printed, not
+asserted.
 
-    .venv/bin/python bench/ingest.py [--requests 40] [--database-url postgresql://...]
+    .venv/bin/python bench/ingest.py [--requests 40] [--clients 1,4]
+    .venv/bin/python bench/ingest.py --database-url postgresql://postgres@127.0.0.1:5432/test
 
-Each request is what the client sends: a gzip JSON batch of 10 series x 1,000 steps (10,000
-points) with its own batch id, over a kept-alive connection.
+Each request is what the training client sends: a gzip JSON batch of --series series x --steps
+steps (default 10 x 1,000 = 10,000 points) with its own batch id, posted to
+/api/v1/runs/{run_id}/points over one kept-alive httpx connection per client. Bodies are built
+before the clock starts; each client posts one untimed warm-up batch, then --requests timed
+ones. Every client has its own run. Target: >= 100,000 points/s.
+
+With a PostgreSQL --database-url, the benchmark creates a fresh database beside the one named
+(ganwatch_bench_<random>, like the test suite does), measures there and drops it at the end, so
+each run starts empty and the named database is left untouched; --in-place uses the named
+database itself.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,65 +34,148 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx  # noqa: E402
 from _server import machine, running_server  # noqa: E402
 
-SERIES, STEPS = 10, 1000
+TARGET = 100_000
+HEADERS = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
 
 
-def make_batches(n: int, first_step: int) -> list[bytes]:
+@contextmanager
+def scratch_database(url: str | None, in_place: bool):
+    """Yield the database URL to measure on: a fresh PostgreSQL database, dropped afterwards."""
+    if url is None or in_place or not url.startswith("postgresql"):
+        yield url
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = f"ganwatch_bench_{uuid.uuid4().hex[:8]}"
+    admin = dict(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
+                 user=parsed.username, password=parsed.password,
+                 dbname=parsed.database or "postgres", autocommit=True, connect_timeout=10)
+    with psycopg.connect(**admin) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(**admin) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_bodies(n: int, series: int, steps: int) -> list[bytes]:
+    """n gzip batches (as the client makes them: compresslevel 1), consecutive steps."""
     now = time.time()
     out = []
     for i in range(n):
-        steps = list(range(first_step + i * STEPS, first_step + (i + 1) * STEPS))
+        step_list = list(range(i * steps, (i + 1) * steps))
         body = {"batch_id": uuid.uuid4().hex, "series": {
-            f"grad_norm/D/layer{k}": {"steps": steps, "values": [0.001 * s + k for s in steps],
-                                      "wall_times": [now] * STEPS} for k in range(SERIES)}}
+            f"grad_norm/D/layer{k}": {"steps": step_list,
+                                      "values": [0.001 * s + k + 0.123456789 for s in step_list],
+                                      "wall_times": [now + 0.01 * s for s in step_list]}
+            for k in range(series)}}
         out.append(gzip.compress(json.dumps(body).encode(), compresslevel=1))
     return out
 
 
-def client(url: str, run_id: str, bodies: list[bytes], latencies: list[float]) -> None:
-    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-    with httpx.Client(base_url=url, timeout=60) as http:
+def client(url: str, run_id: str, warmup: bytes, bodies: list[bytes], start: threading.Barrier,
+           latencies: list[float], errors: list[str]) -> None:
+    path = f"/api/v1/runs/{run_id}/points"
+    with httpx.Client(base_url=url, timeout=120) as http:
+        try:
+            r = http.post(path, content=warmup, headers=HEADERS)
+            if r.status_code != 200:
+                errors.append(f"warm-up: HTTP {r.status_code} {r.text[:200]}")
+        finally:
+            start.wait()  # every client starts its timed requests together
         for body in bodies:
-            start = time.perf_counter()
-            response = http.post(f"/api/v1/runs/{run_id}/points", content=body, headers=headers)
-            latencies.append(time.perf_counter() - start)
-            if response.status_code != 200:
-                raise SystemExit(f"ingest failed: {response.status_code} {response.text}")
+            t0 = time.perf_counter()
+            r = http.post(path, content=body, headers=HEADERS)
+            latencies.append(time.perf_counter() - t0)
+            if r.status_code != 200 or r.json().get("duplicate"):
+                errors.append(f"HTTP {r.status_code} {r.text[:200]}")
+                return
 
 
-def measure(url: str, clients: int, requests: int) -> None:
-    with httpx.Client(base_url=url) as http:
-        run_ids = [http.post("/api/v1/runs", json={"name": f"ingest-{clients}"}).json()["id"]
-                   for _ in range(clients)]
-    work = [make_batches(requests, 0) for _ in range(clients)]
+def measure(url: str, clients: int, requests: int, series: int, steps: int) -> dict:
+    with httpx.Client(base_url=url, timeout=30) as http:
+        run_ids = []
+        for _ in range(clients):
+            run_id = f"ingest-{clients}-{uuid.uuid4().hex[:8]}"
+            r = http.post("/api/v1/runs", json={"id": run_id, "name": f"ingest x{clients}"})
+            r.raise_for_status()
+            run_ids.append(run_id)
+    # One more batch per client for the warm-up (sent first, its steps past the timed ones').
+    work = [make_bodies(requests + 1, series, steps) for _ in range(clients)]
     latencies: list[float] = []
-    threads = [threading.Thread(target=client, args=(url, run_ids[i], work[i], latencies))
+    errors: list[str] = []
+    barrier = threading.Barrier(clients + 1)
+    threads = [threading.Thread(target=client, daemon=True,
+                                args=(url, run_ids[i], work[i][-1], work[i][:-1], barrier,
+                                      latencies, errors))
                for i in range(clients)]
-    start = time.perf_counter()
     for t in threads:
         t.start()
+    barrier.wait(timeout=120)
+    t0 = time.perf_counter()
     for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+        t.join(timeout=600)
+    elapsed = time.perf_counter() - t0
+    if errors or any(t.is_alive() for t in threads):
+        raise SystemExit(f"ingest failed: {errors[:3] or 'a client did not finish in 600 s'}")
+    # Check that the server holds every point (one series per run: all series are alike).
+    with httpx.Client(base_url=url, timeout=60) as http:
+        stored = sum(
+            http.get(f"/api/v1/runs/{run_id}/series",
+                     params={"key": "grad_norm/D/layer0", "max_points": 3}
+                     ).json()["series"][0]["count"] * series
+            for run_id in run_ids)
     n_requests = clients * requests
-    points = n_requests * SERIES * STEPS
-    q = statistics.quantiles(latencies, n=20)
-    print(f"{clients} client(s): {points / elapsed:>10,.0f} points/s  {n_requests / elapsed:6.1f} "
-          f"requests/s  latency p50 {statistics.median(latencies) * 1e3:6.1f} ms  "
-          f"p95 {q[18] * 1e3:6.1f} ms  ({points:,} points in {elapsed:.1f} s)")
+    points = n_requests * series * steps
+    q = statistics.quantiles(latencies, n=20, method="inclusive")
+    return {"clients": clients, "points": points, "requests": n_requests, "elapsed": elapsed,
+            "points_s": points / elapsed, "requests_s": n_requests / elapsed,
+            "p50_ms": statistics.median(latencies) * 1e3, "p95_ms": q[18] * 1e3,
+            "stored": stored, "expected": (n_requests + clients) * series * steps}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=40, help="requests per client")
-    parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--requests", type=int, default=40, help="timed requests per client")
+    parser.add_argument("--clients", default="1,4", help="concurrent client counts to measure")
+    parser.add_argument("--series", type=int, default=10, help="series per request")
+    parser.add_argument("--steps", type=int, default=1000, help="steps per series per request")
+    parser.add_argument("--database-url",
+                        help="SQLAlchemy URL of another database, e.g. "
+                             "postgresql://postgres@127.0.0.1:5432/test (default: SQLite in a "
+                             "temporary directory)")
+    parser.add_argument("--in-place", action="store_true",
+                        help="measure in the --database-url database itself instead of a "
+                             "fresh scratch database beside it")
     args = parser.parse_args()
+    try:
+        counts = [int(c) for c in args.clients.split(",")]
+    except ValueError:
+        parser.error("--clients takes comma-separated integers, e.g. 1,4")
+    if min(counts + [args.requests, args.series, args.steps]) < 1:
+        parser.error("counts must be >= 1")
+
     print(f"machine: {machine()}")
-    print(f"database: {args.database_url or 'SQLite (WAL)'}; batches of {SERIES} series x "
-          f"{STEPS} steps; target >= 100,000 points/s")
-    with running_server(args.database_url) as url:
-        for clients in (1, 4):
-            measure(url, clients, args.requests)
+    print(f"database: {args.database_url or 'SQLite (WAL), fresh temporary data dir'}; "
+          f"{args.series} series x {args.steps:,} steps = {args.series * args.steps:,} points "
+          f"per gzip request, {args.requests} timed requests per client; "
+          f"target >= {TARGET:,} points/s")
+    with scratch_database(args.database_url, args.in_place) as database_url, \
+            running_server(database_url) as url:
+        if database_url != args.database_url:
+            print(f"(a fresh database for this run: {database_url.rsplit('/', 1)[-1]}, "
+                  "dropped at the end)")
+        for clients in counts:
+            r = measure(url, clients, args.requests, args.series, args.steps)
+            ok = "meets" if r["points_s"] >= TARGET else "MISSES"
+            print(f"{clients} client(s): {r['points_s']:>10,.0f} points/s ({ok} target)  "
+                  f"{r['requests_s']:6.1f} requests/s  latency p50 {r['p50_ms']:7.1f} ms  "
+                  f"p95 {r['p95_ms']:7.1f} ms  ({r['points']:,} points in {r['elapsed']:.2f} s; "
+                  f"stored {r['stored']:,} of {r['expected']:,} incl. warm-up)", flush=True)
 
 
 if __name__ == "__main__":
