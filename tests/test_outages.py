@@ -33,9 +33,12 @@ def test_server_killed_mid_run_and_restarted_every_step_arrives_once(sqlite_serv
     run = trainer_client.init("outage-kill", server=sqlite_server.url, flush_interval=0.05)
     for step in range(150):
         run.log(x=float(step))
-    wait_until(lambda: run.id in {r["id"] for r in sqlite_server.client().get(
-        "/api/v1/runs").json()["data"]} and len(steps_of(sqlite_server, run.id)) > 0,
-        what="first points stored")
+    def some_points_stored():
+        with sqlite_server.client() as client:
+            response = client.get(f"/api/v1/runs/{run.id}")
+            return response.status_code == 200 and "x" in response.json()["series_keys"]
+
+    wait_until(some_points_stored, what="first points stored")
     sqlite_server.kill()
     for step in range(150, 300):
         run.log(x=float(step))
