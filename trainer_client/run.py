@@ -133,9 +133,7 @@ class Run:
         ndim = getattr(batch, "ndim", 0)
         if key == "fake" and self.sample_every and step % self.sample_every == 0 \
                 and (ndim in (3, 4) or (ndim == 2 and batch.shape[1] == 2)):
-            grid = batch.detach()[: self.sample_count]
-            grid = grid.clone() if tensors.is_tensor(grid) else grid.copy()
-            self._samples.append((step, time.time(), key, grid))
+            self.log_images(key, batch[: self.sample_count], step=step)
 
     def log_images(self, key: str, images, step: int | None = None) -> None:
         """Upload a PNG grid of an image batch (N x C x H x W) under ``key``, e.g. a fixed-noise
