@@ -59,19 +59,15 @@ def _demo(args: argparse.Namespace) -> int:
                     keep_serving=not args.exit)
 
 
-def _trainer(module: str):
+def _run_trainer(module: str, args: list[str]) -> int:
     """`ganwatch train` and `ganwatch eval` run the trainer's modules in a process of their own:
     the server side of ganwatch never imports torch."""
+    import subprocess
 
-    def run(args: argparse.Namespace) -> int:
-        import subprocess
-
-        try:
-            return subprocess.call([sys.executable, "-m", module, *args.rest])
-        except KeyboardInterrupt:
-            return 130
-
-    return run
+    try:
+        return subprocess.call([sys.executable, "-m", module, *args])
+    except KeyboardInterrupt:
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("train", "eval"):  # everything after it belongs to the trainer
         module = "trainer_client.dcgan" + (".eval_cli" if argv[0] == "eval" else "")
-        return _trainer(module)(argparse.Namespace(rest=argv[1:]))
+        return _run_trainer(module, argv[1:])
     args = parser.parse_args(argv)
     try:
         return args.func(args)
