@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,9 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 
 from monitor import __version__, migrate, store
-from monitor.api.routes import health, points, runs, samples, series
+from monitor.api.routes import alerts, health, points, rules, runs, samples, series
 from monitor.db import make_engine, make_sessionmaker
 from monitor.gzip_request import GzipRequestMiddleware
+from monitor.rules.engine import sweep_stalled
 from monitor.settings import Settings
 
 log = logging.getLogger("ganwatch")
@@ -39,9 +42,25 @@ def plotly_js() -> Path:
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix="/api/v1")
-    for module in (health, runs, points, series, samples):
+    for module in (health, runs, points, series, samples, alerts, rules):
         api.include_router(module.router)
     return api
+
+
+async def _sweep_stalled_runs(app: FastAPI, interval: float) -> None:
+    """Every ``interval`` seconds, fire the stalled rule for runs that stopped reporting (a rule
+    on a clock: no ingest happens for a run that went silent)."""
+
+    def sweep() -> None:
+        with app.state.sessionmaker() as session:
+            sweep_stalled(session)
+
+    while True:  # until the server shuts down (the task is cancelled)
+        try:
+            await asyncio.to_thread(sweep)
+        except Exception:  # the database may be down for a while: try again next time
+            log.warning("stalled-run check failed", exc_info=True)
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,7 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         log.info("ganwatch %s storing in %s", __version__, engine.url.render_as_string())
+        sweeper = asyncio.create_task(_sweep_stalled_runs(app, settings.stall_check_interval))
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         engine.dispose()
 
     app = FastAPI(title="ganwatch", version=__version__, lifespan=lifespan,
@@ -65,6 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(store.NotFound)
     async def _not_found(_request: Request, exc: store.NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(store.BadRequest)
+    async def _bad_request(_request: Request, exc: store.BadRequest) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
 
     @app.exception_handler(OperationalError)
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.0 models: runs, their series and points, sample grids, and ingested batch ids.
+"""SQLAlchemy 2.0 models: runs, their series and points, sample grids, ingested batch ids, and
+the rules engine's state: one row per watched fingerprint, the alerts, and their notifications.
 
 Points are a narrow table written with bulk inserts. SQLite cannot store NaN (it turns it
 into NULL), so on every database a NULL value *means* NaN; +Inf and -Inf are stored as they are.
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -58,6 +60,14 @@ class Run(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The rules engine: per-run overrides {"rule": {"param": value}}, silenced rule names, the
+    # client's declared check-in interval (seconds), when the last point arrived, and the last
+    # step the rules were evaluated at.
+    rules: Mapped[dict | None] = mapped_column(JSON, default=dict)
+    silenced: Mapped[list | None] = mapped_column(JSON, default=list)
+    checkin_interval: Mapped[float | None] = mapped_column(Double, nullable=True)
+    last_point_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    evaluated_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Series(Base):
@@ -107,3 +117,70 @@ class IngestedBatch(Base):
     kind: Mapped[str] = mapped_column(String(16))
     n_points: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Alert(Base):
+    """One episode of a fingerprint (run, rule, subject): pending -> firing -> resolved."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_run_status", "run_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | firing | resolved
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Double, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Double, nullable=True)
+    evidence: Mapped[dict] = mapped_column(JSON, default=dict)
+    started_step: Mapped[int] = mapped_column(BigInteger)
+    fired_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    resolved_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class RuleState(Base):
+    """The lifecycle state of one fingerprint, kept between evaluations (and across replicas)."""
+
+    __tablename__ = "rule_states"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+    status: Mapped[str] = mapped_column(String(16), default="inactive")
+    pending_since: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    fired_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    clear_since: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    resolved_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    alert_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("alerts.id", ondelete="SET NULL"), nullable=True)
+
+
+class AlertEvent(Base):
+    """A notification: one row per transition users are told about (firing, escalated, resolved),
+    written in the same transaction as the alert's change. Webhook delivery reads these."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_run", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"),
+                                          index=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # firing | escalated | resolved
+    severity: Mapped[str] = mapped_column(String(16))
+    step: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -28,6 +28,21 @@ class RunCreate(BaseModel):
     resume: bool = Field(
         False, description="Without an id: resume the newest run with this name, if there is one."
     )
+    rules: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Rule settings for this run: {"rule": {"param": value}}, or {"rule": false} '
+                    "to silence a rule. See GET /api/v1/rules.")
+    checkin_interval: float | None = Field(
+        None, gt=0, le=86400 * 7,
+        description="Seconds within which the client promises new points; the stalled rule "
+                    "fires after this plus its grace.")
+
+    @model_validator(mode="after")
+    def _known_rules(self) -> RunCreate:
+        from monitor.rules.config import validate_overrides
+
+        validate_overrides(self.rules)
+        return self
 
 
 class RunPublic(BaseModel):
@@ -41,6 +56,10 @@ class RunPublic(BaseModel):
     last_step: int | None
     series_keys: list[str]
     url: str
+    health: str = Field("ok", description="ok | warning | critical, from the run's firing alerts")
+    open_alerts: int = Field(0, description="Alerts firing now")
+    checkin_interval: float | None = None
+    last_point_at: datetime | None = None
 
 
 class RunsPublic(BaseModel):
@@ -119,3 +138,85 @@ class Health(BaseModel):
     status: str
     version: str
     database: str
+
+
+class AlertPublic(BaseModel):
+    id: int
+    run_id: str
+    rule: str
+    subject: str
+    fingerprint: str
+    status: str = Field(description="pending | firing | resolved")
+    severity: str = Field(description="warning | critical")
+    title: str
+    message: str
+    action: str = Field(description="What to try: the ganhacks trick that addresses it.")
+    value: float | None
+    threshold: float | None
+    evidence: dict[str, Any]
+    started_step: int
+    fired_step: int | None
+    resolved_step: int | None
+    last_step: int
+    created_at: datetime
+    fired_at: datetime | None
+    resolved_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    url: str
+
+
+class AlertsPublic(BaseModel):
+    data: list[AlertPublic]
+    count: int
+
+
+class AlertAck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class AlertEventPublic(BaseModel):
+    id: int
+    alert_id: int
+    run_id: str
+    kind: str = Field(description="firing | escalated | resolved")
+    severity: str
+    step: int
+    created_at: datetime
+
+
+class AlertEventsPublic(BaseModel):
+    data: list[AlertEventPublic]
+    count: int
+
+
+class RuleParam(BaseModel):
+    default: Any
+    description: str
+
+
+class RulePublic(BaseModel):
+    name: str
+    title: str
+    sign: str
+    action: str
+    params: dict[str, RuleParam]
+
+
+class RunRules(BaseModel):
+    run_id: str
+    params: dict[str, dict[str, Any]] = Field(description="Effective parameters per rule.")
+    overrides: dict[str, dict[str, Any]]
+    silenced: list[str]
+
+
+class RunRulesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Parameters to change, {"rule": {"param": value}} (merged into the run\'s '
+                    'overrides; null resets a parameter to its default), or {"rule": false} '
+                    "to silence a rule and {\"rule\": true} to unsilence it.")

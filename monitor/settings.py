@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     max_sample_bytes: int = Field(16 * 1024 * 1024, gt=0)
     # Largest number of points a series read may return, whatever max_points asks for.
     max_series_points: int = Field(100_000, gt=0)
+    # How often the server looks for runs that stopped reporting (the stalled rule).
+    stall_check_interval: float = Field(10.0, gt=0)
     log_level: str = "info"
 
     def resolved_database_url(self) -> str:

@@ -13,7 +13,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor.models import IngestedBatch, Point, Run, Sample, Series, utcnow
+from monitor.models import Alert, AlertEvent, IngestedBatch, Point, Run, Sample, Series, utcnow
+from monitor.rules.config import validate_overrides
+from monitor.rules.engine import evaluate_on_ingest, resolve_stalled
 from monitor.schemas import PointsBatch, RunCreate
 
 FLOAT_MAX = sys.float_info.max
@@ -22,6 +24,10 @@ POINTS = Point.__table__
 
 class NotFound(Exception):
     """The thing asked for does not exist; the message says which."""
+
+
+class BadRequest(Exception):
+    """A request that is well-formed JSON but asks for something invalid (422)."""
 
 
 @dataclass
@@ -58,8 +64,10 @@ def create_or_resume_run(*, session: Session, run_create: RunCreate) -> tuple[Ru
         ).first()
         if existing is not None:
             return existing, False
+    overrides, silenced = validate_overrides(run_create.rules)
     run = Run(id=run_create.id or new_run_id(), name=run_create.name, config=run_create.config,
-              status="running")
+              status="running", rules=overrides, silenced=silenced,
+              checkin_interval=run_create.checkin_interval)
     session.add(run)
     try:
         session.commit()
@@ -76,6 +84,7 @@ def finish_run(*, session: Session, run_id: str) -> Run:
         run.status = "finished"
         run.finished_at = utcnow()
         run.updated_at = run.finished_at
+        resolve_stalled(session, run=run)
         session.commit()
     return run
 
@@ -136,6 +145,7 @@ def _series_ids(*, session: Session, run_id: str, keys: list[str]) -> dict[str, 
 def _touch_run(*, session: Session, run_id: str, last_step: int | None) -> None:
     values: dict = {"updated_at": utcnow()}
     if last_step is not None:
+        values["last_point_at"] = values["updated_at"]
         # SQLite spells the two-argument maximum max(); PostgreSQL spells it greatest().
         greatest = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
         values["last_step"] = greatest(func.coalesce(Run.last_step, last_step), last_step)
@@ -167,6 +177,8 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch) -> tuple
     if rows:
         session.execute(insert(POINTS), rows)
     _touch_run(session=session, run_id=run_id, last_step=last_step)
+    steps = {s for cols in batch.series.values() for s in cols.steps}
+    evaluate_on_ingest(session, run_id=run_id, steps=list(steps))
     session.commit()
     return n_points, False
 
@@ -283,3 +295,110 @@ def get_sample_png(*, session: Session, run_id: str, sample_id: int) -> bytes:
     if png is None:
         raise NotFound(f"run '{run_id}' has no sample {sample_id}")
     return png
+
+
+# -- alerts and rule settings ------------------------------------------------------------------
+
+ALERT_STATUSES = ("pending", "firing", "resolved")
+
+
+def run_health(*, session: Session, run_ids: list[str]) -> dict[str, tuple[str, int, bool]]:
+    """(health, firing alerts, stalled?) per run: critical > warning > ok over firing alerts."""
+    out = {run_id: ("ok", 0, False) for run_id in run_ids}
+    if not run_ids:
+        return out
+    rows = session.execute(
+        select(Alert.run_id, Alert.severity, Alert.rule)
+        .where(Alert.run_id.in_(run_ids), Alert.status == "firing"))
+    for run_id, severity, rule in rows:
+        health, n, stalled = out[run_id]
+        if severity == "critical" or health == "critical":
+            health = "critical"
+        else:
+            health = "warning"
+        out[run_id] = (health, n + 1, stalled or rule == "stalled")
+    return out
+
+
+def list_alerts(*, session: Session, run_id: str | None, status: str | None,
+                rule: str | None, limit: int, offset: int) -> tuple[list[Alert], int]:
+    """Alerts, newest first. ``status`` is one of ALERT_STATUSES, ``open`` (pending or
+    firing), or a comma-separated list of them."""
+    where = []
+    if run_id is not None:
+        get_run(session=session, run_id=run_id)
+        where.append(Alert.run_id == run_id)
+    if status:
+        wanted = set()
+        for part in status.split(","):
+            part = part.strip()
+            if part == "open":
+                wanted |= {"pending", "firing"}
+            elif part in ALERT_STATUSES:
+                wanted.add(part)
+            else:
+                raise BadRequest(f"status must be open, {', '.join(ALERT_STATUSES)} or a "
+                                 f"comma-separated list of them, not {part!r}")
+        where.append(Alert.status.in_(sorted(wanted)))
+    if rule is not None:
+        where.append(Alert.rule == rule)
+    alerts = session.scalars(select(Alert).where(*where)
+                             .order_by(Alert.id.desc()).limit(limit).offset(offset)).all()
+    total = session.scalar(select(func.count()).select_from(Alert).where(*where)) or 0
+    return list(alerts), total
+
+
+def get_alert(*, session: Session, alert_id: int) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound(f"unknown alert {alert_id}")
+    return alert
+
+
+def ack_alert(*, session: Session, alert_id: int, by: str | None) -> Alert:
+    """Acknowledge an alert (idempotent: the first acknowledgement's time is kept)."""
+    alert = get_alert(session=session, alert_id=alert_id)
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at = utcnow()
+        alert.acknowledged_by = by
+        session.commit()
+    return alert
+
+
+def list_alert_events(*, session: Session, run_id: str | None, after_id: int,
+                      limit: int) -> list[AlertEvent]:
+    """Notifications (firing, escalated, resolved) in the order they happened."""
+    where = [AlertEvent.id > after_id]
+    if run_id is not None:
+        get_run(session=session, run_id=run_id)
+        where.append(AlertEvent.run_id == run_id)
+    return list(session.scalars(select(AlertEvent).where(*where)
+                                .order_by(AlertEvent.id).limit(limit)).all())
+
+
+def update_run_rules(*, session: Session, run_id: str, changes: dict) -> Run:
+    """Merge rule settings into a run's: {"rule": {"param": value or None}}, {"rule": false}
+    silences, {"rule": true} unsilences. Applies from the next evaluation on."""
+    run = get_run(session=session, run_id=run_id)
+    resets = {rule: [k for k, v in params.items() if v is None]
+              for rule, params in changes.items() if isinstance(params, dict)}
+    clean_changes = {rule: ({k: v for k, v in params.items() if v is not None}
+                            if isinstance(params, dict) else params)
+                     for rule, params in changes.items()}
+    try:
+        overrides, silence = validate_overrides(clean_changes)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    merged = {rule: dict(params) for rule, params in (run.rules or {}).items()}
+    for rule, names in resets.items():
+        for name in names:
+            merged.get(rule, {}).pop(name, None)
+    for rule, params in overrides.items():
+        merged.setdefault(rule, {}).update(params)
+    silenced = set(run.silenced or [])
+    silenced |= set(silence)
+    silenced -= {rule for rule, value in changes.items() if value is True}
+    run.rules = {rule: params for rule, params in merged.items() if params}
+    run.silenced = sorted(silenced)
+    session.commit()
+    return run

@@ -10,12 +10,21 @@ from monitor.schemas import RunCreate, RunPublic, RunsPublic
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 
-def run_public(run: Run, keys: list[str]) -> RunPublic:
+def run_public(run: Run, keys: list[str], health: tuple[str, int, bool]) -> RunPublic:
+    level, open_alerts, stalled = health
     return RunPublic(
-        id=run.id, name=run.name, config=run.config or {}, status=run.status,
+        id=run.id, name=run.name, config=run.config or {},
+        status="stalled" if stalled and run.status == "running" else run.status,
         created_at=run.created_at, updated_at=run.updated_at, finished_at=run.finished_at,
-        last_step=run.last_step, series_keys=keys, url=f"/runs/{run.id}",
+        last_step=run.last_step, series_keys=keys, url=f"/runs/{run.id}", health=level,
+        open_alerts=open_alerts, checkin_interval=run.checkin_interval,
+        last_point_at=run.last_point_at,
     )
+
+
+def one_run(session, run: Run) -> RunPublic:
+    return run_public(run, store.series_keys(session=session, run_ids=[run.id])[run.id],
+                      store.run_health(session=session, run_ids=[run.id])[run.id])
 
 
 @router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
@@ -25,8 +34,7 @@ def create_run(session: SessionDep, run_create: RunCreate, response: Response) -
     run, created = store.create_or_resume_run(session=session, run_create=run_create)
     if not created:
         response.status_code = status.HTTP_200_OK
-    keys = store.series_keys(session=session, run_ids=[run.id])[run.id]
-    return run_public(run, keys)
+    return one_run(session, run)
 
 
 @router.get("", response_model=RunsPublic)
@@ -38,19 +46,19 @@ def list_runs(
 ) -> RunsPublic:
     """Runs, newest first."""
     runs, count = store.list_runs(session=session, name=name, limit=limit, offset=offset)
-    keys = store.series_keys(session=session, run_ids=[r.id for r in runs])
-    return RunsPublic(data=[run_public(r, keys[r.id]) for r in runs], count=count)
+    ids = [r.id for r in runs]
+    keys = store.series_keys(session=session, run_ids=ids)
+    health = store.run_health(session=session, run_ids=ids)
+    return RunsPublic(data=[run_public(r, keys[r.id], health[r.id]) for r in runs], count=count)
 
 
 @router.get("/{run_id}", response_model=RunPublic)
 def read_run(session: SessionDep, run_id: str) -> RunPublic:
     """One run, with the keys of its series."""
-    run = store.get_run(session=session, run_id=run_id)
-    return run_public(run, store.series_keys(session=session, run_ids=[run_id])[run_id])
+    return one_run(session, store.get_run(session=session, run_id=run_id))
 
 
 @router.post("/{run_id}/finish", response_model=RunPublic)
 def finish_run(session: SessionDep, run_id: str) -> RunPublic:
     """Mark a run finished (the client does this at exit); finishing twice is harmless."""
-    run = store.finish_run(session=session, run_id=run_id)
-    return run_public(run, store.series_keys(session=session, run_ids=[run_id])[run_id])
+    return one_run(session, store.finish_run(session=session, run_id=run_id))

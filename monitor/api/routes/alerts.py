@@ -1,0 +1,65 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from monitor import store
+from monitor.api.deps import SessionDep
+from monitor.models import Alert
+from monitor.schemas import (
+    AlertAck,
+    AlertEventPublic,
+    AlertEventsPublic,
+    AlertPublic,
+    AlertsPublic,
+)
+
+router = APIRouter(tags=["alerts"])
+
+
+def alert_public(alert: Alert) -> AlertPublic:
+    return AlertPublic.model_validate(
+        {c: getattr(alert, c) for c in AlertPublic.model_fields if c != "url"}
+        | {"url": f"/runs/{alert.run_id}#alert-{alert.id}"})
+
+
+@router.get("/alerts", response_model=AlertsPublic)
+def list_alerts(
+    session: SessionDep,
+    run_id: str | None = None,
+    status: Annotated[str | None, Query(description="open, pending, firing, resolved, or a "
+                                                    "comma-separated list")] = None,
+    rule: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AlertsPublic:
+    """Alerts, newest first, with their evidence and the recommended action."""
+    alerts, count = store.list_alerts(session=session, run_id=run_id, status=status, rule=rule,
+                                      limit=limit, offset=offset)
+    return AlertsPublic(data=[alert_public(a) for a in alerts], count=count)
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertPublic)
+def read_alert(session: SessionDep, alert_id: int) -> AlertPublic:
+    return alert_public(store.get_alert(session=session, alert_id=alert_id))
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertPublic)
+def ack_alert(session: SessionDep, alert_id: int, body: AlertAck | None = None) -> AlertPublic:
+    """Acknowledge an alert: someone is on it. It keeps firing until its condition clears."""
+    alert = store.ack_alert(session=session, alert_id=alert_id, by=body.by if body else None)
+    return alert_public(alert)
+
+
+@router.get("/alert-events", response_model=AlertEventsPublic)
+def list_alert_events(
+    session: SessionDep,
+    run_id: str | None = None,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AlertEventsPublic:
+    """Notifications, oldest first: one per firing, escalation and resolution."""
+    events = store.list_alert_events(session=session, run_id=run_id, after_id=after_id,
+                                     limit=limit)
+    return AlertEventsPublic(
+        data=[AlertEventPublic.model_validate(e, from_attributes=True) for e in events],
+        count=len(events))

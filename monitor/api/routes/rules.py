@@ -1,0 +1,51 @@
+from fastapi import APIRouter
+
+from monitor import store
+from monitor.api.deps import SessionDep
+from monitor.models import Run
+from monitor.rules import RULES
+from monitor.rules.config import effective_params
+from monitor.schemas import RulePublic, RunRules, RunRulesUpdate
+
+router = APIRouter(tags=["rules"])
+
+
+def run_rules(run: Run) -> RunRules:
+    params = effective_params(run.rules)
+    if run.checkin_interval:
+        params["stalled"]["checkin_interval"] = run.checkin_interval
+    return RunRules(run_id=run.id, params=params, overrides=run.rules or {},
+                    silenced=run.silenced or [])
+
+
+@router.get("/rules", response_model=list[RulePublic])
+def list_rules() -> list[RulePublic]:
+    """Every rule, the folklore it encodes, its parameters with their defaults, and the action
+    its alerts recommend."""
+    return [RulePublic(name=r.name, title=r.title, sign=r.sign, action=r.action,
+                       params=r.documented_params()) for r in RULES.values()]
+
+
+@router.get("/runs/{run_id}/rules", response_model=RunRules)
+def read_run_rules(session: SessionDep, run_id: str) -> RunRules:
+    """The run's effective rule parameters, its overrides, and its silenced rules."""
+    return run_rules(store.get_run(session=session, run_id=run_id))
+
+
+@router.patch("/runs/{run_id}/rules", response_model=RunRules)
+def update_run_rules(session: SessionDep, run_id: str, body: RunRulesUpdate) -> RunRules:
+    """Change the run's rule parameters or silence rules, from the next evaluation on."""
+    return run_rules(store.update_run_rules(session=session, run_id=run_id, changes=body.rules))
+
+
+@router.post("/runs/{run_id}/rules/{rule}/silence", response_model=RunRules)
+def silence_rule(session: SessionDep, run_id: str, rule: str) -> RunRules:
+    """Stop evaluating a rule for this run (its open alert stays as it is)."""
+    return run_rules(store.update_run_rules(session=session, run_id=run_id,
+                                            changes={rule: False}))
+
+
+@router.delete("/runs/{run_id}/rules/{rule}/silence", response_model=RunRules)
+def unsilence_rule(session: SessionDep, run_id: str, rule: str) -> RunRules:
+    return run_rules(store.update_run_rules(session=session, run_id=run_id,
+                                            changes={rule: True}))

@@ -1,0 +1,152 @@
+"""The pieces every rule shares: the window a rule sees, what it finds, and how a rule is declared.
+
+A rule is a pure function ``(window, params) -> Finding | None``: no database, no clock, no
+state. Everything that needs memory (how long a condition has held, cooldowns, escalation)
+lives in the alert lifecycle (``monitor.rules.lifecycle``), and its state in the database.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+SEVERITIES = ("warning", "critical")
+
+# Lifecycle parameters every rule has, in steps unless named otherwise.
+COMMON_PARAMS: dict[str, tuple[Any, str]] = {
+    "warmup": (0, "steps at the start of a run during which the rule is not evaluated"),
+    "for": (0, "steps the condition must hold before the alert fires (pending until then)"),
+    "clear_for": (50, "steps the condition must stay clear before a firing alert resolves"),
+    "cooldown": (200, "steps after a resolution before the same alert may fire again"),
+    "escalate_after": (0, "steps firing before a warning becomes critical (0: never)"),
+    "severity": ("warning", "severity when it fires: warning or critical"),
+}
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    """One series' points up to the evaluation step, oldest first (NaN/Inf kept as they are)."""
+
+    steps: list[int]
+    values: list[float]
+
+    def since(self, step: int) -> list[float]:
+        """Values at steps strictly after ``step``."""
+        return self.values[bisect.bisect_right(self.steps, step):]
+
+    def last_steps(self, span: int, end: int) -> tuple[list[int], list[float]]:
+        """(steps, values) within the last ``span`` steps ending at ``end``: (end - span, end]."""
+        i = bisect.bisect_right(self.steps, end - span)
+        return self.steps[i:], self.values[i:]
+
+
+@dataclass
+class Window:
+    """What a rule sees: a run's series up to ``step``, and the step of the previous evaluation.
+
+    ``subject`` is set for rules that are evaluated once per subject (a network or a layer).
+    """
+
+    step: int
+    series: dict[str, SeriesView]
+    previous_step: int = -1
+    subject: str = ""
+
+    def get(self, key: str) -> SeriesView | None:
+        return self.series.get(key)
+
+    def last(self, key: str, span: int) -> tuple[list[int], list[float]]:
+        view = self.series.get(key)
+        return view.last_steps(span, self.step) if view else ([], [])
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return sorted(k for k in self.series if k.startswith(prefix))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The condition holds at this step: what was seen, against which threshold."""
+
+    message: str
+    value: float
+    threshold: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+    severity: str | None = None  # set to "critical" when a critical threshold is crossed
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    title: str
+    sign: str  # the folklore it encodes
+    check: Callable[[Window, dict], Finding | None]
+    params: dict[str, tuple[Any, str]]  # name -> (default, meaning); COMMON_PARAMS added
+    action: str  # the recommended action, naming the ganhacks trick to try
+    subjects: Callable[[Window], list[str]] | None = None  # one fingerprint per subject
+    inputs: tuple[str, ...] = ()  # series keys (or prefixes ending in "/") it reads
+
+    def defaults(self) -> dict[str, Any]:
+        out = {k: v[0] for k, v in COMMON_PARAMS.items()}
+        out.update({k: v[0] for k, v in self.params.items()})
+        return out
+
+    def documented_params(self) -> dict[str, dict[str, Any]]:
+        merged = {**COMMON_PARAMS, **self.params}
+        return {k: {"default": v[0], "description": v[1]} for k, v in merged.items()}
+
+
+# -- small numerics, pure Python (the server never needs numpy or torch) --------------------
+
+
+def finite(values: list[float]) -> list[float]:
+    return [v for v in values if math.isfinite(v)]
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def median(values: list[float]) -> float:
+    if not values:
+        return math.nan
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def stdev(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    m = mean(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def correlation(xs: list[float], ys: list[float]) -> float:
+    """Pearson's r; 0 when either side is constant."""
+    if len(xs) < 3:
+        return 0.0
+    mx, my = mean(xs), mean(ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    if sxx <= 0 or syy <= 0:
+        return 0.0
+    return sxy / math.sqrt(sxx * syy)
+
+
+def fmt(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.3g}"
+
+
+def json_number(value: float) -> float | str:
+    """Evidence is stored as JSON: non-finite numbers as the strings the API uses."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value

@@ -1,0 +1,269 @@
+"""Evaluation: on each accepted batch, the run's rules over its trailing window, inside the
+batch's own transaction, with the lifecycle state read from and written to the database.
+
+Only the window the rules need is read (the largest rule window before the batch's first step,
+up to its last), never the whole history. A batch spanning many steps is evaluated at up to
+``MAX_EVALUATIONS`` evenly spaced steps (always its last), so a replayed run of a million steps
+costs a bounded amount per request; holds (``for``, ``clear_for``) are measured in steps, so the
+spacing only delays a transition by at most one stride.
+
+On PostgreSQL the run's row is locked (``SELECT ... FOR UPDATE``) first, so two replicas or two
+concurrent requests never evaluate the same run at once; SQLite serialises writers anyway.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import math
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.models import Alert, AlertEvent, Point, RuleState, Run, Series, utcnow
+from monitor.rules.config import effective_params
+from monitor.rules.core import Finding, SeriesView, Window
+from monitor.rules.library import INHIBITED_BY_NON_FINITE, POINT_RULES, RULES, stalled
+from monitor.rules.lifecycle import ESCALATED, FIRING, RESOLVED, State, advance
+
+log = logging.getLogger("ganwatch.rules")
+
+MAX_EVALUATIONS = 32
+STATE_FIELDS = ("status", "pending_since", "fired_step", "clear_since", "resolved_step",
+                "severity", "last_step")
+
+
+def fingerprint(run_id: str, rule: str, subject: str) -> str:
+    return hashlib.sha1(f"{run_id}\0{rule}\0{subject}".encode()).hexdigest()[:16]
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _number(value: float) -> float | None:
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def lock_run(session: Session, run_id: str) -> Run | None:
+    query = select(Run).where(Run.id == run_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return session.scalars(query.execution_options(populate_existing=True)).first()
+
+
+def evaluation_steps(steps: list[int], limit: int = MAX_EVALUATIONS) -> list[int]:
+    """At most ``limit`` of the (sorted, distinct) steps, evenly spaced, always the last."""
+    if len(steps) <= limit:
+        return steps
+    stride = len(steps) / limit
+    picked = {steps[min(len(steps) - 1, int(round((i + 1) * stride)) - 1)] for i in range(limit)}
+    picked.add(steps[-1])
+    return sorted(picked)
+
+
+class Evaluator:
+    """The rules engine for one run within one transaction."""
+
+    def __init__(self, session: Session, run: Run) -> None:
+        self.session = session
+        self.run = run
+        self.params = effective_params(run.rules)
+        self.params["stalled"]["checkin_interval"] = (
+            run.checkin_interval or self.params["stalled"]["checkin_interval"])
+        self.silenced = set(run.silenced or [])
+        self.rows: dict[tuple[str, str], RuleState] = {
+            (row.rule, row.subject): row
+            for row in session.scalars(select(RuleState).where(RuleState.run_id == run.id))}
+        self.notified: list[AlertEvent] = []
+
+    # -- reading the window -------------------------------------------------------------------
+
+    def load(self, lo: int, hi: int, short_lo: int) -> dict[str, SeriesView]:
+        """Points of the run in [lo, hi] for the series the rules read; [short_lo, hi] for the
+        rest (only the non-finite rule looks at them, and only at new steps)."""
+        wanted = [RULES[r].inputs for r in POINT_RULES if r not in self.silenced]
+        needed = {k for inputs in wanted for k in inputs}
+        ids = dict(self.session.execute(
+            select(Series.id, Series.key).where(Series.run_id == self.run.id)).all())
+        long_ids = [i for i, k in ids.items()
+                    if k in needed or any(k.startswith(p) for p in needed if p.endswith("/"))]
+        short_ids = [i for i in ids if i not in set(long_ids)]
+        views: dict[str, tuple[list, list]] = {}
+        for sids, start in ((long_ids, lo), (short_ids, short_lo)):
+            if not sids:
+                continue
+            rows = self.session.execute(
+                select(Point.series_id, Point.step, Point.value)
+                .where(Point.series_id.in_(sids), Point.step >= start, Point.step <= hi)
+                .order_by(Point.series_id, Point.step, Point.id))
+            for sid, step, value in rows:
+                steps, values = views.setdefault(ids[sid], ([], []))
+                steps.append(step)
+                values.append(math.nan if value is None else value)
+        return {k: SeriesView(s, v) for k, (s, v) in views.items()}
+
+    # -- evaluating ---------------------------------------------------------------------------
+
+    def on_points(self, steps: list[int]) -> None:
+        done = self.run.evaluated_step if self.run.evaluated_step is not None else -1
+        steps = sorted({s for s in steps if s > done})
+        if not steps:
+            return
+        active = [r for r in POINT_RULES if r not in self.silenced]
+        span = max([int(self.params[r]["window"]) for r in active] + [1])
+        todo = evaluation_steps(steps)
+        series = self.load(todo[0] - span, todo[-1],
+                           min(done, todo[0] - int(self.params["non_finite"]["window"])))
+        previous = done
+        for t in todo:
+            views = {}
+            for key, view in series.items():
+                end = bisect.bisect_right(view.steps, t)
+                if end:
+                    views[key] = SeriesView(view.steps[:end], view.values[:end])
+            window = Window(step=t, series=views, previous_step=previous)
+            inhibited = self._state("non_finite", "").status == "firing"
+            for name in active:
+                if inhibited and name in INHIBITED_BY_NON_FINITE:
+                    continue
+                self._evaluate(name, window, t)
+            if self._state("stalled", "").status == "firing":
+                self.step_rule("stalled", "", None, t)  # points arrived: not stalled any more
+            previous = t
+        self.run.evaluated_step = todo[-1]
+
+    def _evaluate(self, name: str, window: Window, t: int) -> None:
+        rule, params = RULES[name], self.params[name]
+        if rule.subjects is None:
+            subjects = [""]
+        else:
+            subjects = set(rule.subjects(window))
+            subjects.update(s for (r, s), row in self.rows.items()
+                            if r == name and row.status in ("pending", "firing"))
+            subjects = sorted(subjects)
+        for subject in subjects:
+            finding = None
+            if t >= int(params["warmup"]):
+                window.subject = subject
+                finding = rule.check(window, params)
+            if finding is None and (name, subject) not in self.rows:
+                continue  # inactive and still clear: nothing to store
+            self.step_rule(name, subject, finding, t)
+        window.subject = ""
+
+    def _state(self, rule: str, subject: str) -> State:
+        row = self.rows.get((rule, subject))
+        if row is None:
+            return State()
+        return State(**{f: getattr(row, f) for f in STATE_FIELDS})
+
+    def step_rule(self, name: str, subject: str, finding: Finding | None, t: int) -> None:
+        """One lifecycle step of a fingerprint, stored with its alert and notification."""
+        params = self.params[name]
+        state = self._state(name, subject)
+        change = advance(state, finding, t, params)
+        row = self.rows.get((name, subject))
+        if row is None:
+            row = RuleState(run_id=self.run.id, rule=name, subject=subject)
+            self.session.add(row)
+            self.rows[name, subject] = row
+        for f in STATE_FIELDS:
+            setattr(row, f, getattr(state, f))
+        alert = self.session.get(Alert, row.alert_id) if row.alert_id is not None else None
+        now = utcnow()
+        if change.opened:
+            rule = RULES[name]
+            alert = Alert(run_id=self.run.id, rule=name, subject=subject,
+                          fingerprint=fingerprint(self.run.id, name, subject), status="pending",
+                          severity=state.severity, title=rule.title, action=rule.action,
+                          message="", evidence={}, started_step=t, last_step=t, created_at=now)
+            self.session.add(alert)
+            self.session.flush()
+            row.alert_id = alert.id
+        if change.dropped and alert is not None:
+            self.session.delete(alert)
+            row.alert_id = alert = None
+        if alert is None:
+            return
+        alert.status, alert.severity, alert.last_step = (
+            "firing" if state.status == "firing" else
+            "resolved" if state.status == "resolved" else "pending"), state.severity, t
+        # The evidence is what made the alert fire: kept from then on (the latest value is
+        # still tracked), captured again only when the alert escalates.
+        if finding is not None:
+            alert.value = _number(finding.value)
+        if finding is not None and (state.status == "pending" or change.notify in (FIRING,
+                                                                                  ESCALATED)):
+            title = f"{RULES[name].title}" + (f": {subject}" if subject else "")
+            alert.title = title[:200]
+            alert.message = finding.message
+            alert.threshold = _number(finding.threshold)
+            alert.evidence = _json_safe(finding.evidence)
+        if change.notify == FIRING:
+            alert.fired_step, alert.fired_at = t, now
+        elif change.notify == RESOLVED:
+            alert.resolved_step, alert.resolved_at = t, now
+            row.alert_id = None
+        if change.notify:
+            event = AlertEvent(alert_id=alert.id, run_id=self.run.id, kind=change.notify,
+                               severity=state.severity, step=t, created_at=now)
+            self.session.add(event)
+            self.notified.append(event)
+
+
+def evaluate_on_ingest(session: Session, *, run_id: str, steps: list[int]) -> None:
+    """Evaluate the run's rules at the batch's new steps, in the caller's transaction.
+
+    A failing rule must never cost the batch: evaluation runs in a savepoint, and an error is
+    logged and leaves the points stored.
+    """
+    if not steps:
+        return
+    try:
+        with session.begin_nested():
+            run = lock_run(session, run_id)
+            if run is not None:
+                Evaluator(session, run).on_points(steps)
+    except Exception:
+        log.exception("rule evaluation of run %s failed; the points are stored", run_id)
+
+
+def resolve_stalled(session: Session, *, run: Run) -> None:
+    """A run that finished is not stalled: resolve its stalled alert, if one is firing."""
+    row = session.get(RuleState, (run.id, "stalled", ""))
+    if row is not None and row.status == "firing":
+        Evaluator(session, run).step_rule("stalled", "", None, run.last_step or 0)
+
+
+def sweep_stalled(session: Session, *, now: datetime | None = None) -> int:
+    """Fire the stalled rule for running runs silent past their check-in interval plus grace;
+    returns how many alerts fired. Each run is checked in its own transaction."""
+    now = now or utcnow()
+    candidates = session.scalars(select(Run.id).where(
+        Run.status == "running", Run.last_point_at.is_not(None))).all()
+    session.rollback()
+    fired = 0
+    for run_id in candidates:
+        run = lock_run(session, run_id)
+        if run is None or run.status != "running" or "stalled" in (run.silenced or []):
+            session.rollback()
+            continue
+        evaluator = Evaluator(session, run)
+        params = dict(evaluator.params["stalled"])
+        params["silent_for"] = (now - run.last_point_at).total_seconds()
+        finding = stalled(Window(step=run.last_step or 0, series={}), params)
+        state = evaluator._state("stalled", "")
+        if finding is not None and state.status != "firing":
+            evaluator.step_rule("stalled", "", finding, run.last_step or 0)
+            fired += sum(1 for e in evaluator.notified if e.kind == FIRING)
+        session.commit()
+    return fired

@@ -1,0 +1,346 @@
+"""The "track failures early" rules: one pure function per failure sign of the GAN folklore.
+
+Each reads the canonical series the client logs (``d_loss``, ``g_loss``, ``d_real``,
+``d_fake``, ``grad_norm/G``, ``grad_norm/D/<layer>``, ``diversity/ratio``...) over a trailing
+window and returns a Finding while its condition holds. Defaults live here, in one place; a run
+overrides them with ``trainer_client.init(rules=...)`` or ``PATCH /api/v1/runs/{id}/rules``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from monitor.rules.core import (
+    Finding,
+    Rule,
+    Window,
+    correlation,
+    finite,
+    fmt,
+    json_number,
+    mean,
+    median,
+    stdev,
+)
+
+# Rules muted while a run's non-finite alert is firing: once a loss is NaN, its "variance" and
+# "spikes" say nothing new (Alertmanager's inhibition).
+INHIBITED_BY_NON_FINITE = ("d_loss_variance", "d_loss_spikes")
+
+
+def _enough(values: list[float], span: int, share: float = 0.5) -> bool:
+    """A window is judged only when it holds at least ``share`` of its span (at least 3 points)."""
+    return len(values) >= max(3, int(share * min(span, 50)))
+
+
+def _tail(values: list[float], n: int = 5) -> list:
+    return [json_number(v) for v in values[-n:]]
+
+
+def non_finite(w: Window, p: dict) -> Finding | None:
+    bad = []
+    first = None
+    for key in w.keys():
+        view = w.series[key]
+        start = min(w.previous_step, w.step - p["window"])
+        for step, value in zip(view.steps, view.values):
+            if start < step <= w.step and not math.isfinite(value):
+                bad.append(key)
+                first = step if first is None else min(first, step)
+                break
+    if not bad:
+        return None
+    shown = ", ".join(bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
+    return Finding(
+        message=f"non-finite values (NaN/Inf) in {shown} from step {first}",
+        value=math.nan, threshold=math.nan,
+        evidence={"keys": bad, "first_step": first, "step": w.step})
+
+
+def d_loss_zero(w: Window, p: dict) -> Finding | None:
+    steps, values = w.last(p["key"], p["window"])
+    values = finite(values)
+    if not _enough(values, p["window"]):
+        return None
+    m = mean(values)
+    if m >= p["threshold"]:
+        return None
+    return Finding(
+        message=f"D loss averaged {fmt(m)} over steps {steps[0]}-{steps[-1]} "
+                f"(threshold {fmt(p['threshold'])}): D wins outright and G learns nothing",
+        value=m, threshold=p["threshold"],
+        evidence={"key": p["key"], "mean": m, "from_step": steps[0], "to_step": steps[-1],
+                  "last_values": _tail(values)},
+        severity="critical" if m < p["critical"] else None)
+
+
+def _grad_subjects(w: Window) -> list[str]:
+    return [k for k in w.keys("grad_norm/") if k.count("/") >= 1]
+
+
+def exploding_gradients(w: Window, p: dict) -> Finding | None:
+    key = w.subject
+    steps, values = w.last(key, p["window"])
+    values = finite(values)
+    if not _enough(values, p["window"], 0.3):
+        return None
+    m = median(values)
+    if m <= p["threshold"]:
+        return None
+    what = key.removeprefix("grad_norm/")
+    return Finding(
+        message=f"gradient norm of {what} has a median of {fmt(m)} over steps "
+                f"{steps[0]}-{steps[-1]} (threshold {fmt(p['threshold'])})",
+        value=m, threshold=p["threshold"],
+        evidence={"key": key, "median": m, "max": max(values), "from_step": steps[0],
+                  "to_step": steps[-1], "last_values": _tail(values)},
+        severity="critical" if m > p["critical"] else None)
+
+
+def d_loss_variance(w: Window, p: dict) -> Finding | None:
+    steps, values = w.last(p["key"], p["window"])
+    values = finite(values)
+    if not _enough(values, p["window"]):
+        return None
+    s = stdev(values)
+    if s <= p["threshold"]:
+        return None
+    return Finding(
+        message=f"D loss is unstable: standard deviation {fmt(s)} over steps "
+                f"{steps[0]}-{steps[-1]} (threshold {fmt(p['threshold'])}, mean "
+                f"{fmt(mean(values))})",
+        value=s, threshold=p["threshold"],
+        evidence={"key": p["key"], "stdev": s, "mean": mean(values), "from_step": steps[0],
+                  "to_step": steps[-1]})
+
+
+def d_loss_spikes(w: Window, p: dict) -> Finding | None:
+    steps, values = w.last(p["key"], p["window"])
+    pairs = [(s, v) for s, v in zip(steps, values) if math.isfinite(v)]
+    if not _enough([v for _, v in pairs], p["window"]):
+        return None
+    vals = [v for _, v in pairs]
+    med = median(vals)
+    mad = median([abs(v - med) for v in vals])
+    jump = max(p["k"] * 1.4826 * mad, p["min_jump"])
+    spikes = [(s, v) for s, v in pairs if v - med > jump]
+    if len(spikes) < p["min_spikes"]:
+        return None
+    return Finding(
+        message=f"D loss spiked {len(spikes)} times in steps {steps[0]}-{steps[-1]} (more "
+                f"than {fmt(jump)} above its median {fmt(med)})",
+        value=len(spikes), threshold=p["min_spikes"],
+        evidence={"key": p["key"], "median": med, "jump": jump,
+                  "spike_steps": [s for s, _ in spikes[-10:]],
+                  "spike_values": [v for _, v in spikes[-10:]]})
+
+
+def _quarters(steps: list[int], values: list[float]) -> tuple[list, float, float]:
+    pairs = [(s, v) for s, v in zip(steps, values) if math.isfinite(v)]
+    q = max(1, len(pairs) // 4)
+    return pairs, mean([v for _, v in pairs[:q]]), mean([v for _, v in pairs[-q:]])
+
+
+def g_fooling_d(w: Window, p: dict) -> Finding | None:
+    g, g_first, g_last = _quarters(*w.last(p["g_key"], p["window"]))
+    d, d_first, d_last = _quarters(*w.last(p["d_key"], p["window"]))
+    f, f_first, f_last = _quarters(*w.last(p["fake_key"], p["window"]))
+    enough = max(20, p["window"] // 10)
+    if len(g) < enough or len(d) < enough:
+        return None
+    r = correlation([float(s) for s, _ in g], [v for _, v in g])
+    drop = (g_first - g_last) / max(abs(g_first), 1e-8)
+    # "fooling D": D's loss does not fall and, when D(G(z)) is logged, D scores fakes higher
+    fooled = d_last >= d_first and (len(f) < enough or f_last - f_first >= p["min_fake_rise"])
+    if not (r <= -p["min_correlation"] and drop >= p["min_drop"] and fooled):
+        return None
+    evidence = {"g_first": g_first, "g_last": g_last, "correlation": r, "d_first": d_first,
+                "d_last": d_last, "from_step": g[0][0], "to_step": g[-1][0]}
+    if len(f) >= enough:
+        evidence.update(d_fake_first=f_first, d_fake_last=f_last)
+    return Finding(
+        message=f"G loss fell steadily from {fmt(g_first)} to {fmt(g_last)} (r = {r:.2f}) over "
+                f"steps {g[0][0]}-{g[-1][0]} while D loss did not fall ({fmt(d_first)} -> "
+                f"{fmt(d_last)}): G may be fooling D with garbage",
+        value=drop, threshold=p["min_drop"], evidence=evidence)
+
+
+def mode_collapse(w: Window, p: dict) -> Finding | None:
+    steps, values = w.last(p["key"], p["window"])
+    values = finite(values)
+    if not _enough(values, p["window"], 0.2):
+        return None
+    m = median(values)
+    if m >= p["threshold"]:
+        return None
+    return Finding(
+        message=f"sample diversity fell to {fmt(m)} of the real data's (median over steps "
+                f"{steps[0]}-{steps[-1]}, threshold {fmt(p['threshold'])}): G is collapsing "
+                f"onto a few modes",
+        value=m, threshold=p["threshold"],
+        evidence={"key": p["key"], "median": m, "from_step": steps[0], "to_step": steps[-1],
+                  "last_values": _tail(values)},
+        severity="critical" if m < p["critical"] else None)
+
+
+def d_overpowering(w: Window, p: dict) -> Finding | None:
+    rs, rv = w.last(p["real_key"], p["window"])
+    fs, fv = w.last(p["fake_key"], p["window"])
+    rv, fv = finite(rv), finite(fv)
+    if not (_enough(rv, p["window"]) and _enough(fv, p["window"])):
+        return None
+    real, fake = mean(rv), mean(fv)
+    if not (real > p["real_above"] and fake < p["fake_below"]):
+        return None
+    return Finding(
+        message=f"D overpowers G: D(x) averaged {fmt(real)} and D(G(z)) {fmt(fake)} over steps "
+                f"{rs[0]}-{rs[-1]} (thresholds {fmt(p['real_above'])} / "
+                f"{fmt(p['fake_below'])})",
+        value=fake, threshold=p["fake_below"],
+        evidence={"d_real": real, "d_fake": fake, "from_step": rs[0], "to_step": rs[-1]})
+
+
+def vanishing_g_gradient(w: Window, p: dict) -> Finding | None:
+    steps, values = w.last(p["key"], p["window"])
+    values = finite(values)
+    if not _enough(values, p["window"]):
+        return None
+    m = median(values)
+    if m >= p["threshold"]:
+        return None
+    return Finding(
+        message=f"G's gradient is vanishing: median norm {fmt(m)} over steps "
+                f"{steps[0]}-{steps[-1]} (threshold {fmt(p['threshold'])})",
+        value=m, threshold=p["threshold"],
+        evidence={"key": p["key"], "median": m, "from_step": steps[0], "to_step": steps[-1],
+                  "last_values": _tail(values)})
+
+
+def stalled(w: Window, p: dict) -> Finding | None:
+    """Holds while no point has arrived for the declared check-in interval plus grace.
+
+    The engine puts the seconds since the run's last point in ``p["silent_for"]`` (time is not
+    in the window); on ingest it is 0, so new points resolve the alert.
+    """
+    limit = p["checkin_interval"] + p["grace"]
+    silent = p.get("silent_for", 0.0)
+    if silent <= limit:
+        return None
+    return Finding(
+        message=f"no points for {silent:.0f} s (the client checks in every "
+                f"{fmt(p['checkin_interval'])} s, grace {fmt(p['grace'])} s): the run stopped "
+                f"reporting without finishing",
+        value=silent, threshold=limit,
+        evidence={"silent_for_s": round(silent, 1), "last_step": w.step})
+
+
+RULES: dict[str, Rule] = {r.name: r for r in [
+    Rule("non_finite", "Non-finite values", "loss or gradient became NaN/Inf", non_finite,
+         {"window": (1, "also look this many steps back (besides the steps since the last "
+                        "evaluation)"),
+          "clear_for": (100, "steps without non-finite values before it resolves"),
+          "severity": ("critical", "severity when it fires")},
+         "Lower the learning rates (ganhacks #9: Adam at 2e-4, beta1 0.5), make sure inputs are "
+         "in [-1, 1] with tanh on G (#1), avoid log(0) with soft labels (#6), and clip or check "
+         "the gradients of the layer that went first."),
+    Rule("d_loss_zero", "D loss to zero", '"D loss goes to 0: failure mode"', d_loss_zero,
+         {"key": ("d_loss", "the discriminator's loss series"),
+          "window": (100, "steps averaged"),
+          "threshold": (0.05, "fires when the mean D loss is below this"),
+          "critical": (0.005, "critical below this"),
+          "warmup": (100, "steps before the rule is evaluated"),
+          "for": (50, "steps the condition must hold")},
+         "Make D's job harder: soft and noisy labels (ganhacks #6), instance noise on D's "
+         "inputs (#13), fewer D steps or a lower D learning rate (#14), dropout or spectral "
+         "norm in D.", inputs=("d_loss",)),
+    Rule("exploding_gradients", "Exploding gradients",
+         '"check norms of gradients: if they are over 100 things are screwing up"',
+         exploding_gradients,
+         {"window": (20, "steps whose median is compared"),
+          "threshold": (100.0, "fires when the median gradient norm exceeds this"),
+          "critical": (1000.0, "critical above this"),
+          "for": (10, "steps the condition must hold")},
+         "Lower the learning rate or clip gradients; prefer Adam (ganhacks #9), normalise inputs "
+         "to [-1, 1] (#1), use BatchNorm (#4) or spectral norm in D.",
+         subjects=_grad_subjects, inputs=("grad_norm/",)),
+    Rule("d_loss_variance", "Unstable D (variance)",
+         '"D loss has low variance and goes down over time vs having huge variance and '
+         'spiking"', d_loss_variance,
+         {"key": ("d_loss", "the discriminator's loss series"),
+          "window": (200, "steps in the rolling window"),
+          "threshold": (0.5, "fires when D loss's standard deviation exceeds this"),
+          "warmup": (200, "steps before the rule is evaluated"),
+          "for": (100, "steps the condition must hold")},
+         "Stabilise D: a lower D learning rate, label smoothing (ganhacks #6), instance noise "
+         "(#13), experience replay of old fakes (#8).", inputs=("d_loss",)),
+    Rule("d_loss_spikes", "Unstable D (spikes)",
+         '"D loss ... having huge variance and spiking"', d_loss_spikes,
+         {"key": ("d_loss", "the discriminator's loss series"),
+          "window": (200, "steps in the rolling window"),
+          "k": (8.0, "a spike is more than k robust standard deviations above the median"),
+          "min_jump": (0.5, "... and at least this much above it"),
+          "min_spikes": (3, "fires with at least this many spikes in the window"),
+          "warmup": (200, "steps before the rule is evaluated"),
+          "for": (20, "steps the condition must hold")},
+         "Look at the steps of the spikes: a lower learning rate, label smoothing (ganhacks #6), "
+         "instance noise (#13) and replaying old fakes (#8) calm D down.", inputs=("d_loss",)),
+    Rule("g_fooling_d", "G fooling D with garbage",
+         '"if loss of generator steadily decreases, then it\'s fooling D with garbage"',
+         g_fooling_d,
+         {"g_key": ("g_loss", "the generator's loss series"),
+          "d_key": ("d_loss", "the discriminator's loss series"),
+          "fake_key": ("d_fake", "mean D(G(z)); used when logged"),
+          "window": (1000, "steps in the trend window"),
+          "min_fake_rise": (0.1, "rise of mean D(G(z)) (first vs last quarter) needed"),
+          "min_correlation": (0.8, "|r| of G loss against step needed to call it steady"),
+          "min_drop": (0.3, "relative fall of G loss (first vs last quarter) needed"),
+          "warmup": (1000, "steps before the rule is evaluated"),
+          "for": (100, "steps the condition must hold")},
+         "Look at the samples: if they are garbage, D is too weak or too slow; give D more "
+         "capacity or steps (#14), try feature matching or minibatch discrimination (#15).",
+         inputs=("g_loss", "d_loss", "d_fake")),
+    Rule("mode_collapse", "Mode collapse", "the classic GAN failure: every sample alike",
+         mode_collapse,
+         {"key": ("diversity/ratio", "fake/real batch diversity ratio"),
+          "window": (100, "steps whose median is compared"),
+          "threshold": (0.5, "fires when the median ratio is below this"),
+          "critical": (0.2, "critical below this"),
+          "warmup": (200, "steps before the rule is evaluated"),
+          "for": (100, "steps the condition must hold"),
+          "clear_for": (100, "steps above the threshold before it resolves")},
+         "Minibatch discrimination (ganhacks #15), experience replay of old fakes and old "
+         "checkpoints (#8), label smoothing (#6), or unrolled/packed discriminators; check the "
+         "sample grids at the alert's steps.", inputs=("diversity/ratio",)),
+    Rule("d_overpowering", "D overpowering G", "D(x) -> 1 and D(G(z)) -> 0", d_overpowering,
+         {"real_key": ("d_real", "mean D(x) series"),
+          "fake_key": ("d_fake", "mean D(G(z)) series"),
+          "window": (50, "steps averaged"),
+          "real_above": (0.95, "D(x) above this ..."),
+          "fake_below": (0.05, "... and D(G(z)) below this"),
+          "warmup": (50, "steps before the rule is evaluated"),
+          "for": (50, "steps the condition must hold")},
+         "Use the non-saturating G loss (ganhacks #2), soft and noisy labels (#6), instance "
+         "noise (#13), and train D less (#14) or with a lower learning rate.",
+         inputs=("d_real", "d_fake")),
+    Rule("vanishing_g_gradient", "Vanishing G gradient", "G gradient norm -> 0",
+         vanishing_g_gradient,
+         {"key": ("grad_norm/G", "G's total gradient norm"),
+          "window": (50, "steps whose median is compared"),
+          "threshold": (1e-3, "fires when the median norm is below this"),
+          "warmup": (50, "steps before the rule is evaluated"),
+          "for": (50, "steps the condition must hold")},
+         "G gets no signal from a saturated D: switch to the non-saturating loss (ganhacks #2), "
+         "add label smoothing (#6) and instance noise (#13), slow D down (#14).",
+         inputs=("grad_norm/G",)),
+    Rule("stalled", "Stalled run", "a run that stopped reporting without finishing", stalled,
+         {"checkin_interval": (60.0, "seconds; the client's declared interval (from the run "
+                                     "when it declares one)"),
+          "grace": (60.0, "seconds of grace on top of the interval"),
+          "clear_for": (0, "resolves on the next point"),
+          "cooldown": (0, "may fire again at once")},
+         "Check the training process: is it alive, hung in a data loader or a collective, out "
+         "of memory, or killed? Runs that end should call run.finish().", inputs=()),
+]}
+
+# Rules evaluated over points on ingest (stalled is evaluated on a clock instead).
+POINT_RULES = tuple(name for name in RULES if name != "stalled")
