@@ -1,4 +1,4 @@
-"""The ``ganwatch`` command: serve, demo, replay."""
+"""The ``ganwatch`` command: serve, demo, replay, train, eval."""
 
 from __future__ import annotations
 
@@ -47,9 +47,23 @@ def _url_host(host: str) -> str:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    import json
+
     from trainer_client.replay import replay
 
-    return replay(Path(args.spool), server=args.server or os.environ.get("GANWATCH_URL"))
+    rules = None
+    if args.rules:
+        try:
+            rules = json.loads(args.rules)
+        except ValueError as exc:
+            print(f"ganwatch: error: --rules is not JSON ({exc.msg})", file=sys.stderr)
+            return 2
+        if not isinstance(rules, dict):
+            print('ganwatch: error: --rules must be a JSON object, e.g. '
+                  '\'{"mode_collapse": {"threshold": 0.3}}\'', file=sys.stderr)
+            return 2
+    return replay(Path(args.path), server=args.server or os.environ.get("GANWATCH_URL"),
+                  name=args.name, rules=rules)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -89,9 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--exit", action="store_true", help="stop the server when training ends")
     demo.set_defaults(func=_demo)
 
-    replay = sub.add_parser("replay", help="send what a client left in its spool")
-    replay.add_argument("spool", help="a run's spool directory, or the spool root")
+    replay = sub.add_parser(
+        "replay", help="diagnose a recorded run (a JSON Lines file, one step per line), or send "
+                       "what a client left in its spool (a directory)")
+    replay.add_argument("path", help="a record file (from --record / init(record=...)), a "
+                                     "run's spool directory, or the spool root")
     replay.add_argument("--server", help="server URL (default GANWATCH_URL or 127.0.0.1:8765)")
+    replay.add_argument("--name", help="name of the replayed run (default: the record's)")
+    replay.add_argument("--rules", help='rule settings as JSON, e.g. \'{"d_loss_spikes": '
+                                        'false}\' (as in trainer_client.init(rules=...))')
     replay.set_defaults(func=_replay)
 
     # Listed for --help; main() hands their arguments to the trainer's own parser.

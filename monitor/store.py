@@ -54,16 +54,20 @@ def get_run(*, session: Session, run_id: str) -> Run:
 
 def create_or_resume_run(*, session: Session, run_create: RunCreate) -> tuple[Run, bool]:
     """Create a run, or return the existing one (by id, or by name with resume); True if created."""
+    existing = None
     if run_create.id is not None:
         existing = session.get(Run, run_create.id)
-        if existing is not None:
-            return existing, False
     elif run_create.resume:
         existing = session.scalars(
             select(Run).where(Run.name == run_create.name).order_by(Run.created_at.desc()).limit(1)
         ).first()
-        if existing is not None:
-            return existing, False
+    if existing is not None:
+        # A resumed run keeps its settings; those the client sends now are merged on top.
+        if run_create.rules or run_create.checkin_interval:
+            _merge_rules(existing, run_create.rules)
+            existing.checkin_interval = run_create.checkin_interval or existing.checkin_interval
+            session.commit()
+        return existing, False
     overrides, silenced = validate_overrides(run_create.rules)
     run = Run(id=run_create.id or new_run_id(), name=run_create.name, config=run_create.config,
               status="running", rules=overrides, silenced=silenced,
@@ -380,6 +384,12 @@ def update_run_rules(*, session: Session, run_id: str, changes: dict) -> Run:
     """Merge rule settings into a run's: {"rule": {"param": value or None}}, {"rule": false}
     silences, {"rule": true} unsilences. Applies from the next evaluation on."""
     run = get_run(session=session, run_id=run_id)
+    _merge_rules(run, changes)
+    session.commit()
+    return run
+
+
+def _merge_rules(run: Run, changes: dict) -> None:
     resets = {rule: [k for k, v in params.items() if v is None]
               for rule, params in changes.items() if isinstance(params, dict)}
     clean_changes = {rule: ({k: v for k, v in params.items() if v is not None}
@@ -400,5 +410,3 @@ def update_run_rules(*, session: Session, run_id: str, changes: dict) -> Run:
     silenced -= {rule for rule, value in changes.items() if value is True}
     run.rules = {rule: params for rule, params in merged.items() if params}
     run.silenced = sorted(silenced)
-    session.commit()
-    return run

@@ -1,19 +1,38 @@
-"""``ganwatch replay DIR``: send what a client left in its spool, in order."""
+"""``ganwatch replay``: send what a client left in its spool (a directory), or a recorded run
+(a JSON Lines file, one step per line) through the server's ingest path, to be diagnosed."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
+import secrets
 import sys
+import time
 from pathlib import Path
 
+from trainer_client.record import RecordError, read_record
 from trainer_client.run import DEFAULT_SERVER
-from trainer_client.spool import Spool, read_message
+from trainer_client.spool import Message, Spool, read_message
 from trainer_client.transport import Outcome, Transport
 
+STEPS_PER_BATCH = 500
+SEND_ATTEMPTS = 6  # a request the server could not take (5xx, network) is tried this often
 
-def replay(path: Path, server: str | None = None) -> int:
-    """Send every spooled message under path; 0 when all were delivered."""
+
+def error(text: str) -> None:
+    print(f"ganwatch: error: {text}", file=sys.stderr)
+
+
+def replay(path: Path, server: str | None = None, **options) -> int:
+    """Replay a spool directory or a recorded JSON Lines file; 0 when all was delivered."""
+    if path.is_file():
+        return replay_record(path, server, **options)
     if not path.is_dir():
-        print(f"ganwatch: error: no spool directory at {path}", file=sys.stderr)
+        error(f"no spool directory or record file at {path}")
+        return 2
+    if options.get("name") or options.get("rules"):
+        error("--name and --rules apply to a record file, not to a spool directory")
         return 2
     run_dirs = [path] if any(path.glob("*.msg")) else sorted(
         d for d in path.iterdir() if d.is_dir() and any(d.glob("*.msg")))
@@ -50,3 +69,131 @@ def replay(path: Path, server: str | None = None) -> int:
         transport.close()
     print(f"ganwatch: replayed {sent} batches" + (f", {refused} refused" if refused else ""))
     return 1 if refused else 0
+
+
+def _send(transport: Transport, message: Message) -> tuple[Outcome, str]:
+    """Send, retrying what might succeed later a bounded number of times (with backoff)."""
+    outcome, detail = transport.send(message)
+    for attempt in range(1, SEND_ATTEMPTS):
+        if outcome is not Outcome.RETRY:
+            break
+        time.sleep(min(8.0, 0.25 * 2 ** attempt))  # backoff before a retry, bounded
+        outcome, detail = transport.send(message)
+    return outcome, detail
+
+
+def _points_message(run_id: str, batch_key: str, rows: list) -> Message:
+    series: dict[str, dict] = {}
+    for step, wall_time, values in rows:
+        for key, value in values.items():
+            cols = series.setdefault(key, {"steps": [], "values": [], "wall_times": []})
+            cols["steps"].append(step)
+            cols["values"].append(value)
+            cols["wall_times"].append(wall_time)
+    for cols in series.values():
+        if all(t is None for t in cols["wall_times"]):
+            del cols["wall_times"]
+        elif any(t is None for t in cols["wall_times"]):
+            known = [t for t in cols["wall_times"] if t is not None]
+            cols["wall_times"] = [t if t is not None else known[0] for t in cols["wall_times"]]
+    # the batch id is derived from the run and the batch's place: a retried request is a no-op
+    batch_id = hashlib.sha1(f"{run_id}:{batch_key}".encode()).hexdigest()
+    body = json.dumps({"batch_id": batch_id, "series": series}).encode()
+    return Message(method="POST", path=f"/api/v1/runs/{run_id}/points",
+                   body=gzip.compress(body, compresslevel=1),
+                   headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                   n_points=sum(len(c["steps"]) for c in series.values()))
+
+
+def replay_record(path: Path, server: str | None = None, *, name: str | None = None,
+                  rules: dict | None = None, steps_per_batch: int = STEPS_PER_BATCH) -> int:
+    """Create a run from a recorded JSON Lines file, send its steps in order through the
+    ingest API (the rules evaluate them as they would live), finish it, and print what the
+    rules found. Returns 0 on success, 1 if the server refused or could not be reached, 2 for a
+    file that cannot be read."""
+    header: dict = {}
+    steps = skipped = 0
+    try:  # the whole file is checked before anything is sent
+        for line in read_record(path):
+            if line.header is not None:
+                header = line.header
+            else:
+                steps += 1
+                skipped += line.skipped
+    except (RecordError, OSError, EOFError, UnicodeDecodeError) as exc:
+        error(str(exc))
+        return 2
+    if not steps:
+        error(f"{path} holds no steps")
+        return 2
+    config = header.get("config") if isinstance(header.get("config"), dict) else {}
+    run_name = name or header.get("name") or path.stem
+    body = {"id": secrets.token_hex(8), "name": str(run_name)[:200],
+            "config": {**config, "replayed_from": str(path)}}
+    merged_rules = {**(header.get("rules") or {}), **(rules or {})}
+    if merged_rules:
+        body["rules"] = merged_rules
+    if header.get("checkin_interval"):
+        body["checkin_interval"] = header["checkin_interval"]
+    run_id = body["id"]
+    base = (server or DEFAULT_SERVER).rstrip("/")
+    transport = Transport(base)
+    try:
+        outcome, detail = _send(transport, Message(
+            method="POST", path="/api/v1/runs", headers={"Content-Type": "application/json"},
+            body=json.dumps(body).encode()))
+        if outcome is not Outcome.SENT:
+            error(f"the server at {base} did not create the run ({detail})")
+            return 1
+        rows: list = []
+        sent_points = batches = 0
+        last_step = None
+        for line in read_record(path):
+            if line.header is not None:
+                continue
+            if rows and (len(rows) >= steps_per_batch or line.step < rows[-1][0]):
+                # a step going back starts a new batch: each batch's steps are in order
+                message = _points_message(run_id, str(batches), rows)
+                outcome, detail = _send(transport, message)
+                if outcome is not Outcome.SENT:
+                    error(f"the server did not take steps {rows[0][0]}-{rows[-1][0]} "
+                          f"({detail}); {sent_points} points were sent to {base}/runs/{run_id}")
+                    return 1
+                sent_points += message.n_points
+                batches += 1
+                rows = []
+            rows.append((line.step, line.wall_time, line.values))
+            last_step = line.step
+        if rows:
+            message = _points_message(run_id, str(batches), rows)
+            outcome, detail = _send(transport, message)
+            if outcome is not Outcome.SENT:
+                error(f"the server did not take steps {rows[0][0]}-{rows[-1][0]} ({detail}); "
+                      f"{sent_points} points were sent to {base}/runs/{run_id}")
+                return 1
+            sent_points += message.n_points
+        _send(transport, Message(method="POST", path=f"/api/v1/runs/{run_id}/finish"))
+        alerts = transport.get_json(f"/api/v1/alerts?run_id={run_id}&limit=1000", timeout=10.0)
+    finally:
+        transport.close()
+    print(f"ganwatch: replayed {steps} steps ({sent_points} points, last step {last_step}) of "
+          f"{path.name} into run '{run_name}': {base}/runs/{run_id}")
+    if skipped:
+        print(f"ganwatch: {skipped} values that are not numbers were left out")
+    print(describe_alerts((alerts or {}).get("data", [])))
+    return 0
+
+
+def describe_alerts(alerts: list[dict]) -> str:
+    """The rules' verdict in plain words, one line per alert, oldest first."""
+    if not alerts:
+        return "ganwatch: no alerts: no rule found a failure sign"
+    lines = [f"ganwatch: {len(alerts)} alert{'s' if len(alerts) != 1 else ''}:"]
+    for a in sorted(alerts, key=lambda a: (a.get("started_step") or 0, a.get("id") or 0)):
+        when = (f"fired at step {a.get('fired_step')}" if a.get("fired_step") is not None
+                else f"pending since step {a.get('started_step')}")
+        if a.get("resolved_step") is not None:
+            when += f", resolved at step {a['resolved_step']}"
+        lines.append(f"  [{a.get('severity')}] {a.get('title')} ({a.get('rule')}): {when}. "
+                     f"{a.get('message')}")
+    return "\n".join(lines)

@@ -42,6 +42,16 @@ def stable_run_id(name: str) -> str:
     return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
+def _run_body(run_id: str, name: str, config: dict, rules: dict | None,
+              checkin_interval: float | None) -> dict:
+    body = {"id": run_id, "name": name, "config": config}
+    if rules:
+        body["rules"] = dict(rules)
+    if checkin_interval:
+        body["checkin_interval"] = float(checkin_interval)
+    return body
+
+
 class Run:
     """A run streamed to the server. ``log`` is an enqueue; the sender thread does the rest."""
 
@@ -49,7 +59,9 @@ class Run:
                  models: dict | None, optimizers: dict | None, sample_every: int,
                  sample_count: int, diversity_samples: int, grad_norm_every: int,
                  flush_interval: float, max_batch: int, spool_dir: Path, exit_timeout: float,
-                 start_step: int = 0) -> None:
+                 start_step: int = 0, rules: dict | None = None,
+                 checkin_interval: float | None = None, record: str | Path | None = None,
+                 offline: bool = False, resuming: bool = False) -> None:
         self.name = name = str(name)[:200] or "run"  # the server takes names up to 200 chars
         self.id = run_id
         self.server = server.rstrip("/")
@@ -71,13 +83,26 @@ class Run:
         self.spool = Spool(Path(spool_dir) / run_id)
         if not self.spool.try_lock():
             warn(f"another process is writing run {run_id}; its spool {self.spool.dir} is shared")
+        self.offline = offline
+        if offline:
+            self.url = ""
         self.transport = Transport(self.server)
+        body = _run_body(run_id, name, self.config, rules, checkin_interval)
+        recorder = None
+        if record:
+            from trainer_client.record import Recorder
+
+            recorder = Recorder(record, {k: v for k, v in body.items() if k != "id"},
+                                append=resuming)  # a resumed run adds to its record
         self._sender = Sender(run_id=run_id, transport=self.transport, spool=self.spool,
                               records=self._records, samples=self._samples,
-                              flush_interval=flush_interval, max_batch=max_batch)
-        self.spool.append(Message(
-            method="POST", path="/api/v1/runs", headers={"Content-Type": "application/json"},
-            body=json.dumps({"id": run_id, "name": name, "config": self.config}).encode()))
+                              flush_interval=flush_interval, max_batch=max_batch,
+                              recorder=recorder, offline=offline)
+        if not offline:
+            self.spool.append(Message(
+                method="POST", path="/api/v1/runs",
+                headers={"Content-Type": "application/json"},
+                body=json.dumps(body, default=str).encode()))
         self._probes = []
         models = models or {}
         for net, optimizer in (optimizers or {}).items():
@@ -175,8 +200,11 @@ class Run:
             atexit.unregister(self._at_exit)
             for probe in self._probes:
                 probe.remove()
-            finish = Message(method="POST", path=f"/api/v1/runs/{self.id}/finish")
-            self._sender.close([finish], self.exit_timeout if timeout is None else timeout)
+            finish = [] if self.offline else [
+                Message(method="POST", path=f"/api/v1/runs/{self.id}/finish")]
+            self._sender.close(finish, self.exit_timeout if timeout is None else timeout)
+            if self._sender.recorder is not None:
+                self._sender.recorder.close()
             self._report()
         except Exception as exc:
             self.note_error("finish()", exc)
@@ -240,12 +268,23 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
          resume: bool = False, sample_every: int = 500, sample_count: int = 64,
          diversity_samples: int = 64, grad_norm_every: int = 1, flush_interval: float = 1.0,
          max_batch: int = 2000, spool_dir: str | Path | None = None,
-         exit_timeout: float | None = None) -> Run | DisabledRun:
+         exit_timeout: float | None = None, rules: dict | None = None,
+         checkin_interval: float | None = None, record: str | Path | None = None,
+         offline: bool = False) -> Run | DisabledRun:
     """Start streaming a run to the ganwatch server (``GANWATCH_URL``, default 127.0.0.1:8765).
 
     ``models`` and ``optimizers`` map a network's name ("G", "D") to its module and optimizer:
     gradient norms are then measured at every optimizer step. ``run_id`` (or GANWATCH_RUN_ID)
-    continues that run; ``resume=True`` continues the run of this name. Never raises.
+    continues that run; ``resume=True`` continues the run of this name.
+
+    ``rules`` tunes the server's rules for this run, ``{"mode_collapse": {"threshold": 0.3},
+    "d_loss_spikes": False}`` (False silences a rule; settings the server refuses fall back to
+    its defaults, with a warning). ``checkin_interval`` promises a point at least every so many
+    seconds: the stalled-run alert fires after it plus a grace period.
+
+    ``record`` also writes every logged step's scalars (gradient norms and diversity included)
+    to a JSON Lines file, one step per line; ``offline=True`` only records, sending nothing.
+    ``ganwatch replay FILE`` diagnoses a record later. Never raises.
     """
     if os.environ.get("GANWATCH_DISABLED", "").lower() in ("1", "true", "yes", "on"):
         return DisabledRun()
@@ -254,7 +293,8 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
         explicit_id = run_id or os.environ.get("GANWATCH_RUN_ID")
         run_id = explicit_id or (stable_run_id(name) if resume else secrets.token_hex(8))
         # Continuing a run: ask (briefly, before the loop starts) where its steps stopped.
-        start_step = _last_step(server, run_id) if explicit_id or resume else 0
+        start_step = _last_step(server, run_id) if (explicit_id or resume) and not offline \
+            else 0
         return Run(
             name, server=server, run_id=run_id, config=config, models=models,
             optimizers=optimizers, sample_every=sample_every, sample_count=sample_count,
@@ -263,7 +303,8 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
             max_batch=max_batch, spool_dir=Path(spool_dir) if spool_dir else default_root(),
             exit_timeout=exit_timeout if exit_timeout is not None
             else _env_float("GANWATCH_EXIT_TIMEOUT", 30.0),
-            start_step=start_step,
+            start_step=start_step, rules=rules, checkin_interval=checkin_interval,
+            record=record, offline=offline, resuming=bool(explicit_id or resume),
         )
     except Exception as exc:
         warn(f"could not start ({type(exc).__name__}: {exc}); training continues unmonitored")

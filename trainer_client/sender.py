@@ -35,7 +35,7 @@ def warn(text: str) -> None:
 class Sender:
     def __init__(self, *, run_id: str, transport: Transport, spool: Spool, records: deque,
                  samples: deque, flush_interval: float, max_batch: int,
-                 adopt_orphans: bool = True) -> None:
+                 adopt_orphans: bool = True, recorder=None, offline: bool = False) -> None:
         self.run_id = run_id
         self.transport = transport
         self.spool = spool
@@ -49,7 +49,9 @@ class Sender:
         self.close_deadline = 0.0
         self.final_messages: list[Message] = []
         self.spools: list[Spool] = [spool]
-        self.adopt_orphans = adopt_orphans
+        self.adopt_orphans = adopt_orphans and not offline
+        self.recorder = recorder  # a trainer_client.record.Recorder, or None
+        self.offline = offline  # record only: nothing is spooled or sent
         self.failures = 0
         self.next_try = 0.0
         self.last_error = ""
@@ -166,6 +168,14 @@ class Sender:
                     pos += 1
         if not series:
             return None
+        if self.recorder is not None:
+            try:
+                self.recorder.write(series)
+            except Exception as exc:
+                warn(f"could not write the record {self.recorder.path} ({exc}); recording stops")
+                self.recorder = None
+        if self.offline:
+            return None
         n_points = sum(len(c[0]) for c in series.values())
         body = json.dumps({
             "batch_id": uuid.uuid4().hex,
@@ -177,6 +187,8 @@ class Sender:
                        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
 
     def _sample_message(self, step: int, wall_time: float, key: str, batch) -> Message | None:
+        if self.offline:
+            return None
         host = tensors.to_host(batch, time.monotonic() + READBACK_TIMEOUT_S)
         png = tensors.image_grid_png(host) if host is not None else None
         if png is None:
@@ -197,6 +209,15 @@ class Sender:
                 except FileNotFoundError:
                     continue
                 outcome, detail = self.transport.send(message)
+                fallback = _without_rules(message) if outcome is Outcome.REJECTED else None
+                if fallback is not None:
+                    # Rule settings the server does not accept must not cost the run: create
+                    # it with the server's default rules instead, and say so.
+                    warn(f"the server refused this run's rule settings ({detail}); the run is "
+                         "monitored with the default rules")
+                    spool.rewrite(fallback)
+                    message = fallback
+                    outcome, detail = self.transport.send(message)
                 if outcome is Outcome.SENT:
                     spool.done(message)
                 elif outcome is Outcome.REJECTED:
@@ -246,3 +267,16 @@ class Sender:
         else:
             self.build()  # anything logged after the thread's last build
 
+
+def _without_rules(message: Message) -> Message | None:
+    """The run-create request without its rule settings, or None if it is not one that has any."""
+    if message.method != "POST" or message.path != "/api/v1/runs":
+        return None
+    try:
+        body = json.loads(message.body)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not body.pop("rules", None):
+        return None
+    return Message(method=message.method, path=message.path, body=json.dumps(body).encode(),
+                   params=message.params, headers=message.headers, file=message.file)

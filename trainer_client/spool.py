@@ -86,14 +86,19 @@ class Spool:
             self._lock_fd = None
 
     def append(self, message: Message) -> Path:
-        path = self.dir / f"{self._seq:012d}.msg"
+        message.file = self.dir / f"{self._seq:012d}.msg"
         self._seq += 1
-        tmp = path.with_suffix(".tmp")
+        self.rewrite(message)  # written whole, then renamed: a reader never sees half of it
+        return message.file
+
+    def rewrite(self, message: Message) -> None:
+        """Replace a spooled message's content in place (same file, same place in the queue)."""
+        if message.file is None:
+            return
+        tmp = message.file.with_suffix(".tmp")
         with open(tmp, "wb") as f:
             f.write(message.header() + b"\n" + message.body)
-        os.replace(tmp, path)  # a reader never sees half a message
-        message.file = path
-        return path
+        os.replace(tmp, message.file)
 
     def pending_files(self) -> list[Path]:
         return sorted(self.dir.glob("*.msg"))

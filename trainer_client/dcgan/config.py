@@ -86,6 +86,7 @@ class TrainConfig:
     out: str | None = None  # where checkpoints and grids go (default runs/<name>)
     resume: str | None = None  # a checkpoint to continue from
     no_server: bool = False  # train without streaming to ganwatch
+    record: str | None = None  # also write every step's scalars to this JSON Lines file
     dry_run: bool = False  # a few steps on small fake data, no server: checks the setup
     name: str | None = None  # run name (default dcgan-<dataset>)
     server: str | None = None  # default: GANWATCH_URL or http://127.0.0.1:8765

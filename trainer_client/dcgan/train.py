@@ -267,11 +267,12 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.resume:
         trainer.load(cfg.resume)
     run = None
-    if not cfg.no_server:
+    if not cfg.no_server or cfg.record:  # with --no-server, --record records offline
         run = trainer_client.init(cfg.name, models={"G": trainer.netG, "D": trainer.netD},
                                   optimizers={"G": trainer.optG, "D": trainer.optD},
                                   config=config_dict(cfg), server=cfg.server,
-                                  run_id=trainer.run_id, sample_every=cfg.sample_every or 0)
+                                  run_id=trainer.run_id, sample_every=cfg.sample_every or 0,
+                                  record=cfg.record, offline=cfg.no_server)
         trainer.run_id = run.id or None
         if run.url:
             print(f"ganwatch: streaming run '{cfg.name}' to {run.url}", flush=True)
