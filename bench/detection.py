@@ -1,0 +1,221 @@
+"""Detection quality of the rules on labelled reference-trainer runs. Printed, not asserted.
+
+Every failure preset and the healthy preset, on digits and ring8, over several seeds: each run
+streams live to a real server (the rules evaluate on ingest, as for a user) and also records
+itself (``--record``), from which the ground truth is read. The ground truth comes from the
+run's objective evaluation, never from the rules:
+
+* non-finite: a loss (``d_loss`` or ``g_loss``) became NaN/Inf; onset = its first such step.
+* ring8: an evaluation fails when at most 4 of the 8 modes are captured or fewer than 20% of
+  the samples are high-quality (VEEGAN protocol). digits: when at most 5 of the 10 classes are
+  covered or the KL of the class histogram to uniform exceeds 1.0 (the local classifier).
+  A run fails when its last evaluation fails; onset = the first evaluation step from which
+  every evaluation fails. A run that does not fail is healthy, whatever its preset.
+
+Reported, per rule and overall: recall on failing runs (a run counts as detected when any rule
+fires), false alarms per healthy run (fired alerts), and the delay in steps from the onset to
+the first alert (negative: the rule fired before the evaluation saw the failure). Targets:
+recall >= 0.95, zero false alarms on healthy runs, collapse detected within 500 steps of onset.
+
+    .venv/bin/python bench/detection.py [--seeds 5] [--workers 2] [--scale 1.0]
+        [--records DIR [--replay]] [--json FILE]
+
+``--records DIR`` keeps the records; ``--replay`` then measures the rules again on the same
+runs without training (each record replayed through a fresh server with ``ganwatch replay``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import ROOT, machine, running_server  # noqa: E402
+
+from trainer_client.dcgan.config import PRESETS  # noqa: E402
+from trainer_client.record import read_record  # noqa: E402
+
+# The presets' settings (trainer_client/dcgan/config.py) on either dataset, with the bench's
+# step budgets (scaled by --scale) and evaluation cadence. Width and batch of the 2D presets
+# apply to their MLPs; on digits the convolutional defaults are kept.
+STEPS = {("healthy", "ring8"): (3000, 250), ("healthy", "digits"): (1000, 250),
+         ("collapse", "ring8"): (3000, 250), ("collapse", "digits"): (1000, 250),
+         ("d-wins", "ring8"): (1500, 250), ("d-wins", "digits"): (200, 100),
+         ("diverge", "ring8"): (150, 50), ("diverge", "digits"): (100, 50)}
+POINT_ONLY = ("batch_size", "ngf", "ndf")
+
+
+def settings(preset: str, dataset: str, seed: int, scale: float) -> dict:
+    cfg = {k: v for k, v in PRESETS[preset].items()
+           if k not in ("dataset", "seed", "steps", "eval_every")
+           and not (dataset == "digits" and k in POINT_ONLY)}
+    steps, every = STEPS[preset, dataset]
+    return {**cfg, "dataset": dataset, "seed": seed, "steps": max(50, int(steps * scale)),
+            "eval_every": max(25, int(every * scale)), "sample_every": 0}
+
+
+def argv(cfg: dict) -> list[str]:
+    out = []
+    for key, value in cfg.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + key.replace("_", "-"))
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def failed_eval(dataset: str, m: dict) -> bool:
+    if dataset == "ring8":
+        return m.get("modes_captured", 0) <= 4 or m.get("high_quality", 0) < 0.2
+    kl = m.get("class_kl", math.inf)
+    return m.get("class_coverage", 0) <= 5 or not kl <= 1.0
+
+
+def ground_truth(dataset: str, record: Path) -> dict:
+    nan_step = None
+    evals: dict[int, dict] = {}
+    for line in read_record(record):
+        if line.header is not None:
+            continue
+        for key in ("d_loss", "g_loss"):
+            if key in line.values and not math.isfinite(line.values[key]) and nan_step is None:
+                nan_step = line.step
+        for key, value in line.values.items():
+            if key.startswith("eval/"):
+                evals.setdefault(line.step, {})[key[5:]] = value
+    if nan_step is not None:
+        return {"failing": True, "kind": "non-finite", "onset": nan_step, "evals": evals}
+    steps = sorted(evals)
+    if not steps or not failed_eval(dataset, evals[steps[-1]]):
+        return {"failing": False, "kind": None, "onset": None, "evals": evals}
+    onset = steps[-1]
+    for step in reversed(steps):
+        if not failed_eval(dataset, evals[step]):
+            break
+        onset = step
+    last = evals[steps[-1]]
+    collapsed = (last.get("modes_captured", 0) <= 4 if dataset == "ring8"
+                 else 0 < last.get("class_coverage", 0) <= 5)
+    kind = "collapse" if collapsed else "quality"
+    return {"failing": True, "kind": kind, "onset": onset, "evals": evals}
+
+
+def one(server: str, preset: str, dataset: str, seed: int, scale: float, tmp: Path,
+        records: Path, replay: bool) -> dict:
+    cfg = settings(preset, dataset, seed, scale)
+    name = f"{preset}-{dataset}-s{seed}"
+    record = records / f"{name}.jsonl"
+    start = time.time()
+    if replay:  # the rules only: the recorded run through the same ingest path
+        command = [sys.executable, "-m", "monitor", "replay", str(record), "--server", server]
+    else:
+        command = [sys.executable, "-m", "trainer_client.dcgan", *argv(cfg), "--name", name,
+                   "--server", server, "--record", str(record), "--out", str(tmp / name)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, timeout=3600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "GANWATCH_SPOOL_DIR": str(tmp / "spool")})
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed: {done.stderr[-1500:]}")
+    run_id = done.stdout.rsplit("/runs/", 1)[1].split()[0].rstrip(":")
+    alerts = httpx.get(f"{server}/api/v1/alerts", params={"run_id": run_id, "limit": 1000},
+                       timeout=30).json()["data"]
+    truth = ground_truth(dataset, record)
+    fired = sorted((a["fired_step"], a["rule"]) for a in alerts if a["fired_step"] is not None)
+    return {"name": name, "preset": preset, "dataset": dataset, "seed": seed, **truth,
+            "fired": fired, "seconds": time.time() - start,
+            "final": truth["evals"][max(truth["evals"])] if truth["evals"] else {}}
+
+
+def report(results: list[dict]) -> None:
+    failing = [r for r in results if r["failing"]]
+    healthy = [r for r in results if not r["failing"]]
+    print(f"\n{'run':26s} {'truth':22s} {'alerts fired (step rule)':s}")
+    for r in results:
+        truth = f"{r['kind']} @ {r['onset']}" if r["failing"] else "healthy"
+        fired = ", ".join(f"{s} {rule}" for s, rule in r["fired"][:4]) or "-"
+        if len(r["fired"]) > 4:
+            fired += f" (+{len(r['fired']) - 4})"
+        final = {k: round(v, 3) if isinstance(v, float) else v for k, v in r["final"].items()
+                 if k in ("modes_captured", "high_quality", "class_coverage", "class_kl")}
+        print(f"{r['name']:26s} {truth:22s} {fired}   final eval {final}  "
+              f"[{r['seconds']:.0f}s]")
+
+    rules = sorted({rule for r in results for _, rule in r["fired"]})
+    print(f"\n{'rule':22s} {'failing runs hit':>17s} {'false alarms':>13s} "
+          f"{'median delay':>13s}")
+    for rule in rules:
+        hits = [r for r in failing if any(x == rule for _, x in r["fired"])]
+        alarms = sum(1 for r in healthy for _, x in r["fired"] if x == rule)
+        delays = [min(s for s, x in r["fired"] if x == rule) - r["onset"] for r in hits]
+        med = f"{statistics.median(delays):.0f}" if delays else "-"
+        print(f"{rule:22s} {len(hits):>8d}/{len(failing):<8d} {alarms:>13d} {med:>13s}")
+
+    detected = [r for r in failing if r["fired"]]
+    delays = [r["fired"][0][0] - r["onset"] for r in detected]
+    collapses = [r for r in failing if r["kind"] == "collapse"]
+    collapse_delays = [min((s for s, x in r["fired"] if x == "mode_collapse"), default=None)
+                       for r in collapses]
+    print(f"\noverall: recall {len(detected)}/{len(failing)}"
+          + (f" = {len(detected) / len(failing):.2f}" if failing else "")
+          + f" (target >= 0.95); false alarms {sum(len(r['fired']) for r in healthy)} on "
+          f"{len(healthy)} healthy runs (target 0); median delay to the first alert "
+          + (f"{statistics.median(delays):.0f} steps" if delays else "-"))
+    if collapses:
+        within = [d for d, r in zip(collapse_delays, collapses)
+                  if d is not None and d - r["onset"] <= 500]
+        shown = [None if d is None else d - r["onset"] for d, r in zip(collapse_delays,
+                                                                        collapses)]
+        print(f"collapse: mode_collapse fired within 500 steps of the onset on "
+              f"{len(within)}/{len(collapses)} collapsing runs (delays {shown})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="trainers run at once")
+    parser.add_argument("--presets", default="healthy,d-wins,collapse,diverge")
+    parser.add_argument("--datasets", default="digits,ring8")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the step budgets")
+    parser.add_argument("--json", help="also write the per-run results here")
+    parser.add_argument("--records", help="keep the runs' records in this directory")
+    parser.add_argument("--replay", action="store_true",
+                        help="do not train: replay the records in --records through a fresh "
+                             "server (to measure changed rules on the same runs)")
+    args = parser.parse_args()
+    if args.replay and not args.records:
+        parser.error("--replay needs --records DIR")
+    print(machine())
+    jobs = [(p, d, s) for p in args.presets.split(",") for d in args.datasets.split(",")
+            for s in range(args.seeds)]
+    print(f"{len(jobs)} runs: presets {args.presets} on {args.datasets}, seeds "
+          f"0..{args.seeds - 1}, step budgets x{args.scale}, {args.workers} at a time")
+    with running_server() as server, tempfile.TemporaryDirectory(prefix="ganwatch-det-") as tmp:
+        records = Path(args.records or tmp)
+        records.mkdir(parents=True, exist_ok=True)
+        with ThreadPoolExecutor(args.workers) as pool:
+            futures = [pool.submit(one, server, p, d, s, args.scale, Path(tmp), records,
+                                   args.replay) for p, d, s in jobs]
+            results = []
+            for future in futures:
+                results.append(future.result())
+                r = results[-1]
+                print(f"  done {r['name']} in {r['seconds']:.0f}s", flush=True)
+    report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
