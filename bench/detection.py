@@ -20,7 +20,8 @@ recall >= 0.95, zero false alarms on healthy runs, collapse detected within 500 
     .venv/bin/python bench/detection.py [--seeds 5] [--workers 2] [--scale 1.0]
         [--records DIR [--replay]] [--json FILE]
 
-``--records DIR`` keeps the records; ``--replay`` then measures the rules again on the same
+``--records DIR`` keeps the records (a complete record already there is replayed instead of
+trained again); ``--replay`` then measures the rules again on the same
 runs without training (each record replayed through a fresh server with ``ganwatch replay``).
 """
 
@@ -49,8 +50,8 @@ from trainer_client.record import read_record  # noqa: E402
 # The presets' settings (trainer_client/dcgan/config.py) on either dataset, with the bench's
 # step budgets (scaled by --scale) and evaluation cadence. Width and batch of the 2D presets
 # apply to their MLPs; on digits the convolutional defaults are kept.
-STEPS = {("healthy", "ring8"): (3000, 250), ("healthy", "digits"): (1000, 250),
-         ("collapse", "ring8"): (3000, 250), ("collapse", "digits"): (1000, 250),
+STEPS = {("healthy", "ring8"): (3000, 250), ("healthy", "digits"): (600, 200),
+         ("collapse", "ring8"): (3000, 250), ("collapse", "digits"): (600, 200),
          ("d-wins", "ring8"): (1500, 250), ("d-wins", "digits"): (200, 100),
          ("diverge", "ring8"): (150, 50), ("diverge", "digits"): (100, 50)}
 POINT_ONLY = ("batch_size", "ngf", "ndf")
@@ -118,6 +119,9 @@ def one(server: str, preset: str, dataset: str, seed: int, scale: float, tmp: Pa
     name = f"{preset}-{dataset}-s{seed}"
     record = records / f"{name}.jsonl"
     start = time.time()
+    if not replay and record.exists():  # a finished record from an earlier run is reused
+        steps = [line.step for line in read_record(record) if line.step is not None]
+        replay = bool(steps) and max(steps) >= cfg["steps"] - 1
     if replay:  # the rules only: the recorded run through the same ingest path
         command = [sys.executable, "-m", "monitor", "replay", str(record), "--server", server]
     else:
@@ -134,6 +138,7 @@ def one(server: str, preset: str, dataset: str, seed: int, scale: float, tmp: Pa
     truth = ground_truth(dataset, record)
     fired = sorted((a["fired_step"], a["rule"]) for a in alerts if a["fired_step"] is not None)
     return {"name": name, "preset": preset, "dataset": dataset, "seed": seed, **truth,
+            "steps": 1 + max(truth["evals"], default=0),
             "fired": fired, "seconds": time.time() - start,
             "final": truth["evals"][max(truth["evals"])] if truth["evals"] else {}}
 
@@ -150,7 +155,7 @@ def report(results: list[dict]) -> None:
         final = {k: round(v, 3) if isinstance(v, float) else v for k, v in r["final"].items()
                  if k in ("modes_captured", "high_quality", "class_coverage", "class_kl")}
         print(f"{r['name']:26s} {truth:22s} {fired}   final eval {final}  "
-              f"[{r['seconds']:.0f}s]")
+              f"[{r['steps']} steps, {r['seconds']:.0f}s]")
 
     rules = sorted({rule for r in results for _, rule in r["fired"]})
     print(f"\n{'rule':22s} {'failing runs hit':>17s} {'false alarms':>13s} "

@@ -40,6 +40,7 @@ def test_streamed_collapse_raises_an_alert_the_runs_list_acks_and_resolution(
         run.log(step=step, **{"diversity/fake": 0.05 if step >= 100 else 1.0,
                               "diversity/real": 1.0, "d_loss": 1.0})
     run.flush()
+    wait_until(lambda: api.get(f"/api/v1/runs/{run.id}").status_code == 200, what="the run")
     firing = wait_until(lambda: [a for a in alerts_of(api, run.id, status="firing")
                                  if a["rule"] == "mode_collapse"], what="the collapse alert")
     alert = firing[0]
@@ -54,7 +55,7 @@ def test_streamed_collapse_raises_an_alert_the_runs_list_acks_and_resolution(
 
     rules = api.get(f"/api/v1/runs/{run.id}/rules").json()
     assert rules["params"]["mode_collapse"]["window"] == 20
-    assert rules["params"]["mode_collapse"]["threshold"] == 0.5  # not overridden: the default
+    assert rules["params"]["mode_collapse"]["threshold"] == 0.75  # not overridden: the default
     assert rules["silenced"] == ["d_loss_spikes"]
     assert rules["params"]["stalled"]["checkin_interval"] == 30
 

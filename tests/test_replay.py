@@ -25,7 +25,7 @@ EXPECTED = {
     "healthy-ring8": set(),
     "healthy-digits": set(),
     "d-wins": {"d_loss_zero", "d_overpowering", "vanishing_g_gradient"},
-    "diverge": {"non_finite", "exploding_gradients"},
+    "diverge": {"non_finite"},  # NaN within a few steps: faster than any gradient window
     "collapse": {"mode_collapse"},
 }
 
