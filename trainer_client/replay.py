@@ -105,6 +105,21 @@ def _points_message(run_id: str, batch_key: str, rows: list) -> Message:
                    n_points=sum(len(c["steps"]) for c in series.values()))
 
 
+def _batches(path: Path, steps_per_batch: int):
+    """The record's steps as lists of (step, wall_time, values), at most steps_per_batch long;
+    a step going back starts a new batch, so each batch's steps are in order."""
+    rows: list = []
+    for line in read_record(path):
+        if line.header is not None:
+            continue
+        if rows and (len(rows) >= steps_per_batch or line.step < rows[-1][0]):
+            yield rows
+            rows = []
+        rows.append((line.step, line.wall_time, line.values))
+    if rows:
+        yield rows
+
+
 def replay_record(path: Path, server: str | None = None, *, name: str | None = None,
                   rules: dict | None = None, steps_per_batch: int = STEPS_PER_BATCH) -> int:
     """Create a run from a recorded JSON Lines file, send its steps in order through the
@@ -145,26 +160,9 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
         if outcome is not Outcome.SENT:
             error(f"the server at {base} did not create the run ({detail})")
             return 1
-        rows: list = []
         sent_points = batches = 0
         last_step = None
-        for line in read_record(path):
-            if line.header is not None:
-                continue
-            if rows and (len(rows) >= steps_per_batch or line.step < rows[-1][0]):
-                # a step going back starts a new batch: each batch's steps are in order
-                message = _points_message(run_id, str(batches), rows)
-                outcome, detail = _send(transport, message)
-                if outcome is not Outcome.SENT:
-                    error(f"the server did not take steps {rows[0][0]}-{rows[-1][0]} "
-                          f"({detail}); {sent_points} points were sent to {base}/runs/{run_id}")
-                    return 1
-                sent_points += message.n_points
-                batches += 1
-                rows = []
-            rows.append((line.step, line.wall_time, line.values))
-            last_step = line.step
-        if rows:
+        for rows in _batches(path, steps_per_batch):
             message = _points_message(run_id, str(batches), rows)
             outcome, detail = _send(transport, message)
             if outcome is not Outcome.SENT:
@@ -172,6 +170,8 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
                       f"{sent_points} points were sent to {base}/runs/{run_id}")
                 return 1
             sent_points += message.n_points
+            batches += 1
+            last_step = rows[-1][0]
         _send(transport, Message(method="POST", path=f"/api/v1/runs/{run_id}/finish"))
         alerts = transport.get_json(f"/api/v1/alerts?run_id={run_id}&limit=1000", timeout=10.0)
     finally:
