@@ -14,11 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 
 from monitor import __version__, migrate, store
-from monitor.api.routes import alerts, health, points, rules, runs, samples, series
+from monitor.api.routes import alerts, health, points, rules, runs, samples, series, webhooks
 from monitor.db import make_engine, make_sessionmaker
 from monitor.gzip_request import GzipRequestMiddleware
 from monitor.rules.engine import sweep_stalled
 from monitor.settings import Settings
+from monitor.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("ganwatch")
 
@@ -42,7 +43,7 @@ def plotly_js() -> Path:
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix="/api/v1")
-    for module in (health, runs, points, series, samples, alerts, rules):
+    for module in (health, runs, points, series, samples, alerts, rules, webhooks):
         api.include_router(module.router)
     return api
 
@@ -71,13 +72,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.resolved_database_url())
         migrate.upgrade(engine)
         app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.sessionmaker = make_sessionmaker(engine, settings.resolved_public_url())
         log.info("ganwatch %s storing in %s", __version__, engine.url.render_as_string())
-        sweeper = asyncio.create_task(_sweep_stalled_runs(app, settings.stall_check_interval))
+        tasks = [asyncio.create_task(_sweep_stalled_runs(app, settings.stall_check_interval)),
+                 asyncio.create_task(DeliveryWorker(app.state.sessionmaker,
+                                                    settings).run_forever())]
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         engine.dispose()
 
     app = FastAPI(title="ganwatch", version=__version__, lifespan=lifespan,

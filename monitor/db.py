@@ -32,5 +32,6 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, public_url: str = "") -> sessionmaker[Session]:
+    """Sessions carry the server's public URL (``session.info``) for links in webhook bodies."""
+    return sessionmaker(engine, expire_on_commit=False, info={"public_url": public_url})

@@ -1,5 +1,6 @@
 """SQLAlchemy 2.0 models: runs, their series and points, sample grids, ingested batch ids, and
-the rules engine's state: one row per watched fingerprint, the alerts, and their notifications.
+the rules engine's state (one row per watched fingerprint, the alerts, their notifications),
+and webhooks with their outbox of deliveries.
 
 Points are a narrow table written with bulk inserts. SQLite cannot store NaN (it turns it
 into NULL), so on every database a NULL value *means* NaN; +Inf and -Inf are stored as they are.
@@ -12,6 +13,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Double,
     ForeignKey,
@@ -184,3 +186,61 @@ class AlertEvent(Base):
     severity: Mapped[str] = mapped_column(String(16))
     step: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Webhook(Base):
+    """A subscription: alert transitions matching its filters are delivered to its URL."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))  # signs deliveries; never returned
+    format: Mapped[str] = mapped_column(String(16), default="generic")  # generic|slack|discord
+    min_severity: Mapped[str] = mapped_column(String(16), default="warning")
+    rules: Mapped[list | None] = mapped_column(JSON, nullable=True)  # None: every rule
+    run_ids: Mapped[list | None] = mapped_column(JSON, nullable=True)  # None: every run
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Delivery(Base):
+    """The outbox: one message to one webhook, written in the same transaction as the alert
+    transition it reports, and delivered (with retries) by the server's delivery worker."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),
+                      Index("ix_deliveries_webhook", "webhook_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(64), unique=True)  # X-Ganwatch-Delivery
+    webhook_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("alert_events.id", ondelete="SET NULL"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))  # firing | escalated | resolved | test
+    body: Mapped[str] = mapped_column(Text)  # the JSON sent, fixed when the row is written
+    # pending (due at next_attempt_at) | delivered | failed (refused) | expired (too old)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DeliveryAttempt(Base):
+    """One HTTP attempt of a delivery, for the delivery log."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[float] = mapped_column(Double, default=0.0)

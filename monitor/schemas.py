@@ -8,7 +8,7 @@ Non-finite numbers: JSON has no literal for them, so the API writes them as the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -220,3 +220,96 @@ class RunRulesUpdate(BaseModel):
         description='Parameters to change, {"rule": {"param": value}} (merged into the run\'s '
                     'overrides; null resets a parameter to its default), or {"rule": false} '
                     "to silence a rule and {\"rule\": true} to unsilence it.")
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+WebhookFormat = Literal["generic", "slack", "discord"]
+Severity = Literal["warning", "critical"]
+WebhookUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+.*$", max_length=2000)]
+Secret = Annotated[str, StringConstraints(min_length=8, max_length=200)]
+
+
+def _known_rule_names(rules: list[str] | None) -> list[str] | None:
+    from monitor.rules import RULES
+
+    for name in rules or []:
+        if name not in RULES:
+            raise ValueError(f"unknown rule {name!r}; the rules are: {', '.join(RULES)}")
+    return rules or None
+
+
+class WebhookUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    url: WebhookUrl | None = Field(None, description="http(s) URL the deliveries are POSTed to")
+    secret: Secret | None = Field(None, description="signs deliveries (HMAC-SHA256); never "
+                                                    "returned after creation")
+    format: WebhookFormat | None = None
+    min_severity: Severity | None = Field(None, description="deliver alerts at least this severe")
+    rules: list[str] | None = Field(None, description="only these rules (empty: every rule)")
+    run_ids: list[RunId] | None = Field(None, description="only these runs (empty: every run)")
+    enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _rules_exist(self):
+        _known_rule_names(self.rules)
+        return self
+
+
+class WebhookCreate(WebhookUpdate):
+    url: WebhookUrl = Field(description="http(s) URL the deliveries are POSTed to")
+    format: WebhookFormat = "generic"
+    min_severity: Severity = "warning"
+    enabled: bool = True
+
+
+class WebhookPublic(BaseModel):
+    id: int
+    name: str
+    url: str
+    format: str
+    min_severity: str
+    rules: list[str] | None
+    run_ids: list[str] | None
+    enabled: bool
+    created_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str = Field(description="Shown once, now: keep it to verify the signatures.")
+
+
+class WebhooksPublic(BaseModel):
+    data: list[WebhookPublic]
+    count: int
+
+
+class DeliveryAttemptPublic(BaseModel):
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    uuid: str = Field(description="X-Ganwatch-Delivery: the same on every retry")
+    webhook_id: int
+    event_id: int | None
+    kind: str = Field(description="firing | escalated | resolved | test")
+    status: str = Field(description="pending | delivered | failed (refused, not retried) | "
+                                    "expired (retried past webhook_max_age)")
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None = Field(description="when pending: the next try")
+    created_at: datetime
+    delivered_at: datetime | None
+    log: list[DeliveryAttemptPublic]
+
+
+class DeliveriesPublic(BaseModel):
+    data: list[DeliveryPublic]
+    count: int

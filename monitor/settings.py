@@ -24,6 +24,23 @@ class Settings(BaseSettings):
     # How often the server looks for runs that stopped reporting (the stalled rule).
     stall_check_interval: float = Field(10.0, gt=0)
     log_level: str = "info"
+    # The server's address as users reach it, for links in webhook messages (default: the
+    # address it listens on).
+    public_url: str = ""
+    # Webhook delivery: how often the outbox is polled, each attempt's timeout, the backoff
+    # (base doubling per attempt, up to max) and how long a delivery is retried at all.
+    webhook_poll_interval: float = Field(0.2, gt=0)
+    webhook_timeout: float = Field(10.0, gt=0)
+    webhook_retry_base: float = Field(1.0, gt=0)
+    webhook_retry_max: float = Field(300.0, gt=0)
+    webhook_max_age: float = Field(86400.0, gt=0)
+
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -27,6 +27,7 @@ from monitor.rules.config import effective_params
 from monitor.rules.core import Finding, SeriesView, Window
 from monitor.rules.library import INHIBITED_BY_NON_FINITE, POINT_RULES, RULES, stalled
 from monitor.rules.lifecycle import ESCALATED, FIRING, RESOLVED, State, advance
+from monitor.webhooks.outbox import Outbox
 
 log = logging.getLogger("ganwatch.rules")
 
@@ -84,6 +85,7 @@ class Evaluator:
             (row.rule, row.subject): row
             for row in session.scalars(select(RuleState).where(RuleState.run_id == run.id))}
         self.notified: list[AlertEvent] = []
+        self.outbox = Outbox(session)
 
     # -- reading the window -------------------------------------------------------------------
 
@@ -217,7 +219,9 @@ class Evaluator:
             event = AlertEvent(alert_id=alert.id, run_id=self.run.id, kind=change.notify,
                                severity=state.severity, step=t, created_at=now)
             self.session.add(event)
+            self.session.flush()
             self.notified.append(event)
+            self.outbox.enqueue(event=event, alert=alert, run=self.run)  # same transaction
 
 
 def evaluate_on_ingest(session: Session, *, run_id: str, steps: list[int]) -> None:

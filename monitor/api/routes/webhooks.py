@@ -1,0 +1,87 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from monitor.api.deps import SessionDep
+from monitor.models import Delivery, DeliveryAttempt, Webhook
+from monitor.schemas import (
+    DeliveriesPublic,
+    DeliveryAttemptPublic,
+    DeliveryPublic,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookPublic,
+    WebhooksPublic,
+    WebhookUpdate,
+)
+from monitor.webhooks import store
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+PUBLIC_FIELDS = [f for f in WebhookPublic.model_fields]
+
+
+def webhook_public(webhook: Webhook) -> WebhookPublic:
+    return WebhookPublic.model_validate({f: getattr(webhook, f) for f in PUBLIC_FIELDS})
+
+
+def delivery_public(delivery: Delivery, attempts: list[DeliveryAttempt]) -> DeliveryPublic:
+    fields = {f: getattr(delivery, f) for f in DeliveryPublic.model_fields if f != "log"}
+    if delivery.status != "pending":
+        fields["next_attempt_at"] = None
+    return DeliveryPublic.model_validate(fields | {"log": [
+        DeliveryAttemptPublic(at=a.at, status_code=a.status_code, error=a.error,
+                              duration_ms=a.duration_ms) for a in attempts]})
+
+
+@router.post("", response_model=WebhookCreated, status_code=201)
+def create_webhook(session: SessionDep, body: WebhookCreate) -> WebhookCreated:
+    """Subscribe a URL to alert transitions. The secret (generated when not given) is returned
+    this once, never again."""
+    webhook = store.create_webhook(session, body)
+    return WebhookCreated(**webhook_public(webhook).model_dump(), secret=webhook.secret)
+
+
+@router.get("", response_model=WebhooksPublic)
+def list_webhooks(session: SessionDep) -> WebhooksPublic:
+    hooks = store.list_webhooks(session)
+    return WebhooksPublic(data=[webhook_public(w) for w in hooks], count=len(hooks))
+
+
+@router.get("/{webhook_id}", response_model=WebhookPublic)
+def read_webhook(session: SessionDep, webhook_id: int) -> WebhookPublic:
+    return webhook_public(store.get_webhook(session, webhook_id))
+
+
+@router.patch("/{webhook_id}", response_model=WebhookPublic)
+def update_webhook(session: SessionDep, webhook_id: int, body: WebhookUpdate) -> WebhookPublic:
+    """Change a webhook's settings (a new secret too); fields left out stay as they are."""
+    return webhook_public(store.update_webhook(session, webhook_id, body))
+
+
+@router.delete("/{webhook_id}", status_code=204)
+def delete_webhook(session: SessionDep, webhook_id: int) -> Response:
+    store.delete_webhook(session, webhook_id)
+    return Response(status_code=204)
+
+
+@router.post("/{webhook_id}/test", response_model=DeliveryPublic, status_code=202)
+def test_webhook(session: SessionDep, webhook_id: int) -> DeliveryPublic:
+    """Queue a test event for this webhook; follow it in the delivery log."""
+    return delivery_public(store.send_test(session, webhook_id), [])
+
+
+@router.get("/{webhook_id}/deliveries", response_model=DeliveriesPublic)
+def list_deliveries(
+    session: SessionDep,
+    webhook_id: int,
+    status: Annotated[str | None, Query(description="pending, delivered, failed or expired")]
+    = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DeliveriesPublic:
+    """The delivery log, newest first: status, attempts with their status codes and errors,
+    and the next attempt of a pending delivery."""
+    rows, count = store.list_deliveries(session, webhook_id, status=status, limit=limit,
+                                        offset=offset)
+    return DeliveriesPublic(data=[delivery_public(d, a) for d, a in rows], count=count)

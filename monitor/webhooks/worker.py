@@ -1,0 +1,179 @@
+"""The delivery worker: runs in every server process, sends what the outbox holds.
+
+A delivery is *claimed* by setting a lease (on PostgreSQL under ``FOR UPDATE SKIP LOCKED``, so
+two replicas never claim the same row), sent, and its outcome recorded: 2xx delivers it;
+network errors, 5xx, 408 and 429 are retried with exponential backoff and jitter (at least as
+long as ``Retry-After`` asks) until the delivery is older than ``webhook_max_age``; any other
+status fails it for good. A process that dies mid-send leaves a lease that runs out, and the
+delivery is sent again (with the same ``X-Ganwatch-Delivery`` id, for receivers to dedupe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor import __version__
+from monitor.models import Delivery, DeliveryAttempt, Webhook, utcnow
+from monitor.settings import Settings
+from monitor.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, sign
+
+log = logging.getLogger("ganwatch.webhooks")
+
+RETRYABLE_STATUS = {408, 429}
+CLAIM_BATCH = 20
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    uuid: str
+    kind: str
+    url: str
+    secret: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+    retry_after: float | None
+    duration_ms: float
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds: a number of seconds or an HTTP date; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - (now or utcnow())).total_seconds())
+
+
+def backoff_seconds(attempts: int, settings: Settings, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter in its upper half, never less than Retry-After."""
+    ceiling = min(settings.webhook_retry_max, settings.webhook_retry_base * 2 ** (attempts - 1))
+    delay = ceiling * random.uniform(0.5, 1.0)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, settings.webhook_max_age))
+    return delay
+
+
+class DeliveryWorker:
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    # -- the database side (run in a thread) --------------------------------------------------
+
+    def claim(self, limit: int = CLAIM_BATCH) -> list[Claimed]:
+        now = utcnow()
+        lease = now + timedelta(seconds=self.settings.webhook_timeout + 30)
+        with self.sessions() as session:
+            query = (select(Delivery, Webhook.url, Webhook.secret)
+                     .join(Webhook, Webhook.id == Delivery.webhook_id)
+                     .where(Delivery.status == "pending", Delivery.next_attempt_at <= now,
+                            Webhook.enabled.is_(True),
+                            or_(Delivery.leased_until.is_(None), Delivery.leased_until < now))
+                     .order_by(Delivery.id).limit(limit))
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(of=Delivery, skip_locked=True)
+            claimed = []
+            for delivery, url, secret in session.execute(query).all():
+                delivery.leased_until = lease
+                claimed.append(Claimed(delivery.id, delivery.uuid, delivery.kind, url, secret,
+                                       delivery.body))
+            session.commit()
+            return claimed
+
+    def record(self, item: Claimed, outcome: Outcome) -> str:
+        """Store an attempt's outcome; returns the delivery's new status."""
+        with self.sessions() as session:
+            delivery = session.get(Delivery, item.id)
+            if delivery is None or delivery.status != "pending":
+                return delivery.status if delivery else "gone"
+            now = utcnow()
+            delivery.attempts += 1
+            delivery.last_status_code = outcome.status_code
+            delivery.last_error = outcome.error
+            delivery.leased_until = None
+            session.add(DeliveryAttempt(delivery_id=delivery.id, at=now,
+                                        status_code=outcome.status_code, error=outcome.error,
+                                        duration_ms=outcome.duration_ms))
+            code = outcome.status_code
+            if code is not None and 200 <= code < 300:
+                delivery.status, delivery.delivered_at = "delivered", now
+            elif code is None or code >= 500 or code in RETRYABLE_STATUS:
+                delay = backoff_seconds(delivery.attempts, self.settings, outcome.retry_after)
+                next_at = now + timedelta(seconds=delay)
+                age = (next_at - delivery.created_at).total_seconds()
+                if age > self.settings.webhook_max_age:
+                    delivery.status = "expired"
+                else:
+                    delivery.next_attempt_at = next_at
+            else:
+                delivery.status = "failed"  # refused: sending it again cannot help
+            session.commit()
+            return delivery.status
+
+    # -- the network side -------------------------------------------------------------------
+
+    async def send(self, client: httpx.AsyncClient, item: Claimed) -> Outcome:
+        body = item.body.encode()
+        headers = {"Content-Type": "application/json",
+                   "User-Agent": f"ganwatch/{__version__}",
+                   SIGNATURE_HEADER: sign(item.secret, body),
+                   DELIVERY_HEADER: item.uuid, "X-Ganwatch-Event": item.kind}
+        start = time.perf_counter()
+        try:
+            response = await client.post(item.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], None,
+                           (time.perf_counter() - start) * 1000)
+        error = None if response.is_success else (response.text[:300] or response.reason_phrase)
+        return Outcome(response.status_code, error,
+                       retry_after_seconds(response.headers.get("Retry-After")),
+                       (time.perf_counter() - start) * 1000)
+
+    async def run_once(self, client: httpx.AsyncClient) -> int:
+        """Claim, send and record one batch; returns how many were attempted."""
+        items = await asyncio.to_thread(self.claim)
+        if not items:
+            return 0
+        outcomes = await asyncio.gather(*(self.send(client, item) for item in items))
+        for item, outcome in zip(items, outcomes):
+            status = await asyncio.to_thread(self.record, item, outcome)
+            if status != "delivered":
+                log.warning("webhook delivery %s to %s: %s (%s)", item.uuid, item.url, status,
+                            outcome.error or outcome.status_code)
+        return len(items)
+
+    async def run_forever(self) -> None:
+        timeout = httpx.Timeout(self.settings.webhook_timeout, connect=5.0)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            while True:  # until the server shuts down (the task is cancelled)
+                try:
+                    if await self.run_once(client):
+                        continue  # more may be due right away
+                except Exception:  # the database may be down for a while: try again
+                    log.warning("webhook delivery round failed", exc_info=True)
+                await asyncio.sleep(self.settings.webhook_poll_interval)
