@@ -1,4 +1,4 @@
-"""The ``ganwatch`` command: serve, demo, replay, train, eval."""
+"""The ``ganwatch`` command: serve, demo, replay, webhook, train, eval."""
 
 from __future__ import annotations
 
@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--rules", help='rule settings as JSON, e.g. \'{"d_loss_spikes": '
                                         'false}\' (as in trainer_client.init(rules=...))')
     replay.set_defaults(func=_replay)
+
+    from monitor.webhook_cli import add_parser as add_webhook_parser
+
+    add_webhook_parser(sub)
 
     # Listed for --help; main() hands their arguments to the trainer's own parser.
     sub.add_parser("train", help="the reference DCGAN trainer: ganwatch train --help")
