@@ -1,0 +1,142 @@
+"""Alert latency: from the ``run.log`` call carrying a failing step to the webhook's arrival.
+Printed, not asserted.
+
+A real server (SQLite, temporary directory) and a real HTTP receiver on loopback; runs stream
+with the client's default flush interval (1 s) at ``--rate`` steps per second. Every
+``--every`` steps a run logs a NaN loss: the ``non_finite`` rule fires at once (it resolves
+after 5 clean steps here, with no cooldown, so one run fires again and again). The time of the
+failing ``run.log`` call is taken in the run's thread, the arrival time in the receiver; their
+difference, per firing delivery, gives p50 and p99, with 1 and with 20 runs streaming at once.
+Target: p99 <= 2 s.
+
+    .venv/bin/python bench/alert_latency.py [--runs 1,20] [--firings 10] [--rate 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import machine, running_server  # noqa: E402
+
+import trainer_client  # noqa: E402
+
+RULES = {"non_finite": {"clear_for": 5, "cooldown": 0}}
+
+
+class Arrivals:
+    """The receiver: the arrival time of each firing delivery, by (run id, step)."""
+
+    def __init__(self) -> None:
+        self.times: dict[tuple[str, int], float] = {}
+        self.cond = threading.Condition()
+        arrivals = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                now = time.time()
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                payload = json.loads(body)
+                if payload.get("event") != "firing":
+                    return
+                alert = payload["alerts"][0]
+                with arrivals.cond:
+                    # the failing step itself (the rule may fire at a later evaluated step)
+                    step = alert["evidence"].get("first_step", alert["step"])
+                    arrivals.times.setdefault((alert["labels"]["run_id"], step), now)
+                    arrivals.cond.notify_all()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, keys: set, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not keys <= set(self.times) and time.monotonic() < deadline:
+                self.cond.wait(max(0.0, deadline - time.monotonic()))
+
+
+def stream(server: str, index: int, firings: int, every: int, rate: float, sent: dict,
+           lock: threading.Lock) -> None:
+    run = trainer_client.init(f"latency-{index}", server=server, rules=RULES)
+    period = 1.0 / rate
+    start = time.perf_counter()
+    for step in range(firings * every):
+        failing = step % every == every - 1
+        t = time.time()
+        run.log(step=step, d_loss=math.nan if failing else 1.0, g_loss=1.0)
+        if failing:
+            with lock:
+                sent[run.id, step] = t
+        pause = start + (step + 1) * period - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)  # the training loop's pace
+    run.finish()
+
+
+def measure(server: str, arrivals: Arrivals, runs: int, firings: int, every: int,
+            rate: float) -> list[float]:
+    sent: dict[tuple[str, int], float] = {}
+    lock = threading.Lock()
+    threads = [threading.Thread(target=stream, args=(server, i, firings, every, rate, sent,
+                                                     lock)) for i in range(runs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    arrivals.wait(set(sent), timeout=60)
+    missing = [k for k in sent if k not in arrivals.times]
+    if missing:
+        print(f"  {len(missing)} of {len(sent)} firings did not arrive within 60 s")
+    return sorted(arrivals.times[k] - t for k, t in sent.items() if k in arrivals.times)
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", default="1,20", help="concurrent runs, one figure each")
+    parser.add_argument("--firings", type=int, default=10, help="failing steps per run")
+    parser.add_argument("--every", type=int, default=50, help="steps between failing steps")
+    parser.add_argument("--rate", type=float, default=100.0, help="steps per second per run")
+    args = parser.parse_args()
+    print(machine())
+    arrivals = Arrivals()
+    with running_server() as server:
+        httpx.post(f"{server}/api/v1/webhooks", json={"url": arrivals.url},
+                   timeout=10).raise_for_status()
+        print(f"client flush interval 1 s (default), {args.rate:.0f} steps/s per run, a NaN "
+              f"every {args.every} steps, {args.firings} per run")
+        print(f"{'runs':>5s} {'firings':>8s} {'p50':>8s} {'p99':>8s} {'max':>8s}   "
+              "target p99 <= 2 s")
+        for n in (int(x) for x in args.runs.split(",")):
+            latencies = measure(server, arrivals, n, args.firings, args.every, args.rate)
+            if not latencies:
+                print(f"{n:>5d} {0:>8d}  nothing arrived")
+                continue
+            print(f"{n:>5d} {len(latencies):>8d} {statistics.median(latencies):7.3f}s "
+                  f"{pct(latencies, 0.99):7.3f}s {latencies[-1]:7.3f}s", flush=True)
+    arrivals.server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
