@@ -20,7 +20,9 @@ def test_wheel_serves_the_dashboard_outside_the_checkout(tmp_path):
         names = set(zf.namelist())
         zf.extractall(site)
     assert {"monitor/web/index.html", "monitor/web/run.js",
-            "monitor/migrations/versions/0001_initial.py", "trainer_client/dcgan/train.py"} <= names
+            "monitor/migrations/versions/0001_initial.py", "trainer_client/dcgan/train.py",
+            "monitor/migrations/versions/0003_webhooks.py", "monitor/webhooks/worker.py",
+            "monitor/rules/library.py"} <= names
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     server = ServerProcess(data_dir=tmp_path / "data", cwd=elsewhere,
