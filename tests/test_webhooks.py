@@ -289,3 +289,22 @@ def test_verify_signature_rejects_wrong_secret_changed_body_and_old_timestamps()
         assert not verify_signature("secret-one", broken, body, now=now)
     rotated = header + ",v1=" + "0" * 64  # a second signature (rotation) does not hurt
     assert verify_signature("secret-one", rotated, body, now=now)
+
+
+def test_retries_stop_when_a_delivery_is_older_than_the_max_age(tmp_path):
+    failing = Receiver(plan=[500] * 1000)
+    server = ServerProcess(data_dir=tmp_path / "server",
+                           env={**FAST, "GANWATCH_WEBHOOK_MAX_AGE": "1"}).start()
+    try:
+        with server.client() as api:
+            hook = add_hook(api, failing.url)
+            api.post(f"/api/v1/webhooks/{hook['id']}/test")
+            wait_until(lambda: deliveries(api, hook["id"])[0]["status"] == "expired",
+                       what="the delivery to expire")
+            [expired] = deliveries(api, hook["id"])
+        assert expired["attempts"] >= 2 and expired["last_status_code"] == 500
+        assert expired["next_attempt_at"] is None and expired["delivered_at"] is None
+        assert len(failing.requests) == expired["attempts"]
+    finally:
+        server.stop()
+        failing.close()

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import __version__
@@ -89,6 +89,11 @@ class DeliveryWorker:
         now = utcnow()
         lease = now + timedelta(seconds=self.settings.webhook_timeout + 30)
         with self.sessions() as session:
+            # too old to be worth sending (e.g. held while its webhook was disabled)
+            session.execute(update(Delivery).where(
+                Delivery.status == "pending",
+                Delivery.created_at < now - timedelta(seconds=self.settings.webhook_max_age))
+                .values(status="expired", leased_until=None))
             query = (select(Delivery, Webhook.url, Webhook.secret)
                      .join(Webhook, Webhook.id == Delivery.webhook_id)
                      .where(Delivery.status == "pending", Delivery.next_attempt_at <= now,
