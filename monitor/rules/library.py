@@ -122,8 +122,18 @@ def d_loss_spikes(w: Window, p: dict) -> Finding | None:
     vals = [v for _, v in pairs]
     med = median(vals)
     mad = median([abs(v - med) for v in vals])
-    jump = max(p["k"] * 1.4826 * mad, p["min_jump"])
-    spikes = [(s, v) for s, v in pairs if v - med > jump]
+    jump = max(p["k"] * 1.4826 * mad, p["min_jump"], p["min_ratio"] * abs(med))
+    # an excursion over consecutive logged points is one spike (at its highest point)
+    spikes: list[tuple[int, float]] = []
+    previous = -2
+    for i, (s, v) in enumerate(pairs):
+        if v - med <= jump:
+            continue
+        if i == previous + 1 and spikes:
+            spikes[-1] = max(spikes[-1], (s, v), key=lambda x: x[1])
+        else:
+            spikes.append((s, v))
+        previous = i
     if len(spikes) < p["min_spikes"]:
         return None
     return Finding(
@@ -279,6 +289,7 @@ RULES: dict[str, Rule] = {r.name: r for r in [
           "window": (200, "steps in the rolling window"),
           "k": (8.0, "a spike is more than k robust standard deviations above the median"),
           "min_jump": (0.5, "... and at least this much above it"),
+          "min_ratio": (0.5, "... and at least this share of the median above it"),
           "min_spikes": (3, "fires with at least this many spikes in the window"),
           "warmup": (200, "steps before the rule is evaluated"),
           "for": (20, "steps the condition must hold")},
