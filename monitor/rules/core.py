@@ -22,6 +22,8 @@ COMMON_PARAMS: dict[str, tuple[Any, str]] = {
     "clear_for": (50, "steps the condition must stay clear before a firing alert resolves"),
     "cooldown": (200, "steps after a resolution before the same alert may fire again"),
     "escalate_after": (0, "steps firing before a warning becomes critical (0: never)"),
+    "every": (0, "evaluate once per this many steps (0: a twentieth of the rule's window); a "
+                 "trend over 1,000 steps does not change in one"),
     "severity": ("warning", "severity when it fires: warning or critical"),
 }
 

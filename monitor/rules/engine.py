@@ -31,7 +31,7 @@ from monitor.webhooks.outbox import Outbox
 
 log = logging.getLogger("ganwatch.rules")
 
-MAX_EVALUATIONS = 32
+MAX_EVALUATIONS = 16
 STATE_FIELDS = ("status", "pending_since", "fired_step", "clear_since", "resolved_step",
                 "severity", "last_step")
 
@@ -89,20 +89,28 @@ class Evaluator:
 
     # -- reading the window -------------------------------------------------------------------
 
-    def load(self, lo: int, hi: int, short_lo: int) -> dict[str, SeriesView]:
-        """Points of the run in [lo, hi] for the series the rules read; [short_lo, hi] for the
-        rest (only the non-finite rule looks at them, and only at new steps)."""
-        wanted = [RULES[r].inputs for r in POINT_RULES if r not in self.silenced]
-        needed = {k for inputs in wanted for k in inputs}
+    def load(self, first: int, hi: int, short_lo: int) -> dict[str, SeriesView]:
+        """Points of the run up to ``hi``: for each series a rule reads, the largest window of
+        the rules that read it before ``first`` (the batch's first evaluated step); for the
+        rest, from ``short_lo`` (only the non-finite rule looks at them, at new steps)."""
+        spans: dict[str, int] = {}  # input key or prefix -> steps it is needed for
+        for name in POINT_RULES:
+            if name not in self.silenced:
+                params = self.params[name]
+                keys = set(RULES[name].inputs) | {  # series a run's settings point a rule to
+                    v for k, v in params.items() if k == "key" or k.endswith("_key")}
+                for key in keys:
+                    spans[key] = max(spans.get(key, 0), int(params["window"]))
         ids = dict(self.session.execute(
             select(Series.id, Series.key).where(Series.run_id == self.run.id)).all())
-        long_ids = [i for i, k in ids.items()
-                    if k in needed or any(k.startswith(p) for p in needed if p.endswith("/"))]
-        short_ids = [i for i in ids if i not in set(long_ids)]
+        groups: dict[int, list[int]] = {}  # lower bound -> series ids
+        for sid, key in ids.items():
+            span = max([n for p, n in spans.items()
+                        if key == p or (p.endswith("/") and key.startswith(p))], default=None)
+            groups.setdefault(short_lo if span is None else min(short_lo, first - span),
+                              []).append(sid)
         views: dict[str, tuple[list, list]] = {}
-        for sids, start in ((long_ids, lo), (short_ids, short_lo)):
-            if not sids:
-                continue
+        for start, sids in groups.items():
             rows = self.session.execute(
                 select(Point.series_id, Point.step, Point.value)
                 .where(Point.series_id.in_(sids), Point.step >= start, Point.step <= hi)
@@ -121,10 +129,10 @@ class Evaluator:
         if not steps:
             return
         active = [r for r in POINT_RULES if r not in self.silenced]
-        span = max([int(self.params[r]["window"]) for r in active] + [1])
         todo = evaluation_steps(steps)
-        series = self.load(todo[0] - span, todo[-1],
+        series = self.load(todo[0], todo[-1],
                            min(done, todo[0] - int(self.params["non_finite"]["window"])))
+        cadence = {name: self.cadence(name) for name in active}
         previous = done
         for t in todo:
             views = {}
@@ -137,11 +145,18 @@ class Evaluator:
             for name in active:
                 if inhibited and name in INHIBITED_BY_NON_FINITE:
                     continue
+                every = cadence[name]
+                if every > 1 and t != todo[-1] and t // every == previous // every:
+                    continue  # not due: evaluated at least once per `every` steps, and last
                 self._evaluate(name, window, t)
             if self._state("stalled", "").status == "firing":
                 self.step_rule("stalled", "", None, t)  # points arrived: not stalled any more
             previous = t
         self.run.evaluated_step = todo[-1]
+
+    def cadence(self, name: str) -> int:
+        params = self.params[name]
+        return max(1, int(params["every"]) or int(params.get("window", 1)) // 20)
 
     def _evaluate(self, name: str, window: Window, t: int) -> None:
         rule, params = RULES[name], self.params[name]

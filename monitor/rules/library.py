@@ -8,6 +8,7 @@ overrides them with ``trainer_client.init(rules=...)`` or ``PATCH /api/v1/runs/{
 
 from __future__ import annotations
 
+import bisect
 import math
 
 from monitor.rules.core import (
@@ -40,11 +41,12 @@ def _tail(values: list[float], n: int = 5) -> list:
 def non_finite(w: Window, p: dict) -> Finding | None:
     bad = []
     first = None
+    start = min(w.previous_step, w.step - p["window"])
     for key in w.keys():
         view = w.series[key]
-        start = min(w.previous_step, w.step - p["window"])
-        for step, value in zip(view.steps, view.values):
-            if start < step <= w.step and not math.isfinite(value):
+        i = bisect.bisect_right(view.steps, start)
+        for step, value in zip(view.steps[i:], view.values[i:]):
+            if step <= w.step and not math.isfinite(value):
                 bad.append(key)
                 first = step if first is None else min(first, step)
                 break
@@ -266,10 +268,12 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("exploding_gradients", "Exploding gradients",
          '"check norms of gradients: if they are over 100 things are screwing up"',
          exploding_gradients,
-         {"window": (20, "steps whose median is compared"),
+         {"window": (50, "steps whose median is compared"),
           "threshold": (100.0, "fires when the median gradient norm exceeds this"),
           "critical": (1000.0, "critical above this"),
-          "for": (10, "steps the condition must hold")},
+          "for": (50, "steps the condition must hold (a norm that only brushes 100 is "
+                      "not an explosion; a real one ends in NaN, which non_finite catches "
+                      "at once)")},
          "Lower the learning rate or clip gradients; prefer Adam (ganhacks #9), normalise inputs "
          "to [-1, 1] (#1), use BatchNorm (#4) or spectral norm in D.",
          subjects=_grad_subjects, inputs=("grad_norm/",)),
