@@ -30,7 +30,7 @@ from monitor.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, sign
 log = logging.getLogger("ganwatch.webhooks")
 
 RETRYABLE_STATUS = {408, 429}
-CLAIM_BATCH = 20
+MAX_IN_FLIGHT = 64  # deliveries being sent at once, per server process
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class DeliveryWorker:
 
     # -- the database side (run in a thread) --------------------------------------------------
 
-    def claim(self, limit: int = CLAIM_BATCH) -> list[Claimed]:
+    def claim(self, limit: int = MAX_IN_FLIGHT) -> list[Claimed]:
         now = utcnow()
         lease = now + timedelta(seconds=self.settings.webhook_timeout + 30)
         with self.sessions() as session:
@@ -110,35 +110,43 @@ class DeliveryWorker:
             session.commit()
             return claimed
 
-    def record(self, item: Claimed, outcome: Outcome) -> str:
-        """Store an attempt's outcome; returns the delivery's new status."""
+    def record(self, results: list[tuple[Claimed, Outcome]]) -> list[str]:
+        """Store the outcomes of a round's attempts, in one transaction; returns each
+        delivery's new status."""
+        statuses = []
         with self.sessions() as session:
-            delivery = session.get(Delivery, item.id)
-            if delivery is None or delivery.status != "pending":
-                return delivery.status if delivery else "gone"
             now = utcnow()
-            delivery.attempts += 1
-            delivery.last_status_code = outcome.status_code
-            delivery.last_error = outcome.error
-            delivery.leased_until = None
-            session.add(DeliveryAttempt(delivery_id=delivery.id, at=now,
-                                        status_code=outcome.status_code, error=outcome.error,
-                                        duration_ms=outcome.duration_ms))
-            code = outcome.status_code
-            if code is not None and 200 <= code < 300:
-                delivery.status, delivery.delivered_at = "delivered", now
-            elif code is None or code >= 500 or code in RETRYABLE_STATUS:
-                delay = backoff_seconds(delivery.attempts, self.settings, outcome.retry_after)
-                next_at = now + timedelta(seconds=delay)
-                age = (next_at - delivery.created_at).total_seconds()
-                if age > self.settings.webhook_max_age:
-                    delivery.status = "expired"
-                else:
-                    delivery.next_attempt_at = next_at
-            else:
-                delivery.status = "failed"  # refused: sending it again cannot help
+            for item, outcome in results:
+                delivery = session.get(Delivery, item.id)
+                if delivery is None or delivery.status != "pending":
+                    statuses.append(delivery.status if delivery else "gone")
+                    continue
+                self._apply(session, delivery, outcome, now)
+                statuses.append(delivery.status)
             session.commit()
-            return delivery.status
+        return statuses
+
+    def _apply(self, session: Session, delivery: Delivery, outcome: Outcome,
+               now: datetime) -> None:
+        delivery.attempts += 1
+        delivery.last_status_code = outcome.status_code
+        delivery.last_error = outcome.error
+        delivery.leased_until = None
+        session.add(DeliveryAttempt(delivery_id=delivery.id, at=now,
+                                    status_code=outcome.status_code, error=outcome.error,
+                                    duration_ms=outcome.duration_ms))
+        code = outcome.status_code
+        if code is not None and 200 <= code < 300:
+            delivery.status, delivery.delivered_at = "delivered", now
+        elif code is None or code >= 500 or code in RETRYABLE_STATUS:
+            delay = backoff_seconds(delivery.attempts, self.settings, outcome.retry_after)
+            next_at = now + timedelta(seconds=delay)
+            if (next_at - delivery.created_at).total_seconds() > self.settings.webhook_max_age:
+                delivery.status = "expired"
+            else:
+                delivery.next_attempt_at = next_at
+        else:
+            delivery.status = "failed"  # refused: sending it again cannot help
 
     # -- the network side -------------------------------------------------------------------
 
@@ -159,26 +167,46 @@ class DeliveryWorker:
                        retry_after_seconds(response.headers.get("Retry-After")),
                        (time.perf_counter() - start) * 1000)
 
-    async def run_once(self, client: httpx.AsyncClient) -> int:
-        """Claim, send and record one batch; returns how many were attempted."""
-        items = await asyncio.to_thread(self.claim)
-        if not items:
-            return 0
-        outcomes = await asyncio.gather(*(self.send(client, item) for item in items))
-        for item, outcome in zip(items, outcomes):
-            status = await asyncio.to_thread(self.record, item, outcome)
+    async def _deliver(self, client: httpx.AsyncClient, item: Claimed,
+                       results: list[tuple[Claimed, Outcome]]) -> None:
+        results.append((item, await self.send(client, item)))
+
+    async def _record(self, results: list[tuple[Claimed, Outcome]]) -> None:
+        batch = results[:]
+        del results[:len(batch)]
+        statuses = await asyncio.to_thread(self.record, batch)
+        for (item, outcome), status in zip(batch, statuses):
             if status != "delivered":
                 log.warning("webhook delivery %s to %s: %s (%s)", item.uuid, item.url, status,
                             outcome.error or outcome.status_code)
-        return len(items)
 
     async def run_forever(self) -> None:
+        """Keep up to MAX_IN_FLIGHT deliveries in flight: a slow receiver holds its own
+        deliveries, not everyone's. Outcomes are recorded in batches, one transaction each."""
         timeout = httpx.Timeout(self.settings.webhook_timeout, connect=5.0)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            while True:  # until the server shuts down (the task is cancelled)
-                try:
-                    if await self.run_once(client):
-                        continue  # more may be due right away
-                except Exception:  # the database may be down for a while: try again
-                    log.warning("webhook delivery round failed", exc_info=True)
-                await asyncio.sleep(self.settings.webhook_poll_interval)
+        limits = httpx.Limits(max_connections=MAX_IN_FLIGHT)
+        inflight: set[asyncio.Task] = set()
+        results: list[tuple[Claimed, Outcome]] = []
+        async with httpx.AsyncClient(timeout=timeout, limits=limits,
+                                     follow_redirects=False) as client:
+            try:
+                while True:  # until the server shuts down (the task is cancelled)
+                    try:
+                        if results:
+                            await self._record(results)
+                        room = MAX_IN_FLIGHT - len(inflight)
+                        claimed = await asyncio.to_thread(self.claim, room) if room else []
+                        for item in claimed:
+                            task = asyncio.create_task(self._deliver(client, item, results))
+                            inflight.add(task)
+                            task.add_done_callback(inflight.discard)
+                    except Exception:  # the database may be down for a while: try again
+                        log.warning("webhook delivery round failed", exc_info=True)
+                    if inflight:
+                        await asyncio.wait(inflight, timeout=self.settings.webhook_poll_interval,
+                                           return_when=asyncio.FIRST_COMPLETED)
+                    else:
+                        await asyncio.sleep(self.settings.webhook_poll_interval)
+            finally:
+                for task in inflight:
+                    task.cancel()
