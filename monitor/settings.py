@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     public_url: str = ""
     # Webhook delivery: how often the outbox is polled, each attempt's timeout, the backoff
     # (base doubling per attempt, up to max) and how long a delivery is retried at all.
-    webhook_poll_interval: float = Field(0.2, gt=0)
+    webhook_poll_interval: float = Field(0.1, gt=0)
     webhook_timeout: float = Field(10.0, gt=0)
     webhook_retry_base: float = Field(1.0, gt=0)
     webhook_retry_max: float = Field(300.0, gt=0)

@@ -89,7 +89,9 @@ class DeliveryWorker:
         now = utcnow()
         lease = now + timedelta(seconds=self.settings.webhook_timeout + 30)
         with self.sessions() as session:
-            # too old to be worth sending (e.g. held while its webhook was disabled)
+            # Too old to be worth sending (e.g. held while its webhook was disabled). This
+            # write comes first on purpose: on SQLite it takes the write lock up front, where a
+            # read that later writes (the leases) can fail at once under concurrent ingest.
             session.execute(update(Delivery).where(
                 Delivery.status == "pending",
                 Delivery.created_at < now - timedelta(seconds=self.settings.webhook_max_age))
