@@ -208,6 +208,8 @@ def report(results: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--workers", type=int, default=2, help="trainers run at once")
     parser.add_argument("--presets", default="healthy,d-wins,collapse,diverge")
     parser.add_argument("--datasets", default="digits,ring8")
@@ -221,10 +223,12 @@ def main() -> None:
     if args.replay and not args.records:
         parser.error("--replay needs --records DIR")
     print(machine())
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(p, d, s) for p in args.presets.split(",") for d in args.datasets.split(",")
-            for s in range(args.seeds)]
+            for s in seeds]
     print(f"{len(jobs)} runs: presets {args.presets} on {args.datasets}, seeds "
-          f"0..{args.seeds - 1}, step budgets x{args.scale}, {args.workers} at a time")
+          f"{seeds.start}..{seeds.stop - 1}, step budgets x{args.scale}, {args.workers} at a "
+          "time")
     with running_server() as server, tempfile.TemporaryDirectory(prefix="ganwatch-det-") as tmp:
         records = Path(args.records or tmp)
         records.mkdir(parents=True, exist_ok=True)
