@@ -11,6 +11,7 @@ own, answering at once, so its own pace does not count), with 1 and with 20 runs
 Target: p99 <= 2 s.
 
     .venv/bin/python bench/alert_latency.py [--runs 1,20] [--firings 10] [--rate 100]
+        [--database-url postgresql://postgres@127.0.0.1:5432/DB]
 """
 
 from __future__ import annotations
@@ -136,10 +137,12 @@ def main() -> None:
     parser.add_argument("--firings", type=int, default=10, help="failing steps per run")
     parser.add_argument("--every", type=int, default=50, help="steps between failing steps")
     parser.add_argument("--rate", type=float, default=100.0, help="steps per second per run")
+    parser.add_argument("--database-url", help="run the server on this database (a scratch "
+                                               "PostgreSQL database; default SQLite)")
     args = parser.parse_args()
     print(machine())
     arrivals = Arrivals()
-    with running_server() as server:
+    with running_server(args.database_url) as server:
         httpx.post(f"{server}/api/v1/webhooks", json={"url": arrivals.url},
                    timeout=10).raise_for_status()
         print(f"client flush interval 1 s (default), {args.rate:.0f} steps/s per run, a NaN "
