@@ -38,6 +38,21 @@ def _tail(values: list[float], n: int = 5) -> list:
     return [json_number(v) for v in values[-n:]]
 
 
+def _level(w: Window, key: str, span: int, stat, share: float = 0.5):
+    """(steps, finite values, stat(values)) of a key over the last ``span`` steps, or None
+    while the window holds too few points to judge."""
+    steps, values = w.last(key, span)
+    values = finite(values)
+    if not _enough(values, span, share):
+        return None
+    return steps, values, stat(values)
+
+
+def _level_evidence(key: str, name: str, m: float, steps: list[int], values: list) -> dict:
+    return {"key": key, name: m, "from_step": steps[0], "to_step": steps[-1],
+            "last_values": _tail(values)}
+
+
 def non_finite(w: Window, p: dict) -> Finding | None:
     bad = []
     first = None
@@ -60,19 +75,15 @@ def non_finite(w: Window, p: dict) -> Finding | None:
 
 
 def d_loss_zero(w: Window, p: dict) -> Finding | None:
-    steps, values = w.last(p["key"], p["window"])
-    values = finite(values)
-    if not _enough(values, p["window"]):
+    level = _level(w, p["key"], p["window"], mean)
+    if level is None or level[2] >= p["threshold"]:
         return None
-    m = mean(values)
-    if m >= p["threshold"]:
-        return None
+    steps, values, m = level
     return Finding(
         message=f"D loss averaged {fmt(m)} over steps {steps[0]}-{steps[-1]} "
                 f"(threshold {fmt(p['threshold'])}): D wins outright and G learns nothing",
         value=m, threshold=p["threshold"],
-        evidence={"key": p["key"], "mean": m, "from_step": steps[0], "to_step": steps[-1],
-                  "last_values": _tail(values)},
+        evidence=_level_evidence(p["key"], "mean", m, steps, values),
         severity="critical" if m < p["critical"] else None)
 
 
@@ -82,13 +93,10 @@ def _grad_subjects(w: Window) -> list[str]:
 
 def exploding_gradients(w: Window, p: dict) -> Finding | None:
     key = w.subject
-    steps, values = w.last(key, p["window"])
-    values = finite(values)
-    if not _enough(values, p["window"], 0.3):
+    level = _level(w, key, p["window"], median, 0.3)
+    if level is None or level[2] <= p["threshold"]:
         return None
-    m = median(values)
-    if m <= p["threshold"]:
-        return None
+    steps, values, m = level
     what = key.removeprefix("grad_norm/")
     return Finding(
         message=f"gradient norm of {what} has a median of {fmt(m)} over steps "
@@ -178,20 +186,16 @@ def g_fooling_d(w: Window, p: dict) -> Finding | None:
 
 
 def mode_collapse(w: Window, p: dict) -> Finding | None:
-    steps, values = w.last(p["key"], p["window"])
-    values = finite(values)
-    if not _enough(values, p["window"], 0.2):
+    level = _level(w, p["key"], p["window"], median, 0.2)
+    if level is None or level[2] >= p["threshold"]:
         return None
-    m = median(values)
-    if m >= p["threshold"]:
-        return None
+    steps, values, m = level
     return Finding(
         message=f"sample diversity fell to {fmt(m)} of the real data's (median over steps "
                 f"{steps[0]}-{steps[-1]}, threshold {fmt(p['threshold'])}): G is collapsing "
                 f"onto a few modes",
         value=m, threshold=p["threshold"],
-        evidence={"key": p["key"], "median": m, "from_step": steps[0], "to_step": steps[-1],
-                  "last_values": _tail(values)},
+        evidence=_level_evidence(p["key"], "median", m, steps, values),
         severity="critical" if m < p["critical"] else None)
 
 
@@ -213,19 +217,15 @@ def d_overpowering(w: Window, p: dict) -> Finding | None:
 
 
 def vanishing_g_gradient(w: Window, p: dict) -> Finding | None:
-    steps, values = w.last(p["key"], p["window"])
-    values = finite(values)
-    if not _enough(values, p["window"]):
+    level = _level(w, p["key"], p["window"], median)
+    if level is None or level[2] >= p["threshold"]:
         return None
-    m = median(values)
-    if m >= p["threshold"]:
-        return None
+    steps, values, m = level
     return Finding(
         message=f"G's gradient is vanishing: median norm {fmt(m)} over steps "
                 f"{steps[0]}-{steps[-1]} (threshold {fmt(p['threshold'])})",
         value=m, threshold=p["threshold"],
-        evidence={"key": p["key"], "median": m, "from_step": steps[0], "to_step": steps[-1],
-                  "last_values": _tail(values)})
+        evidence=_level_evidence(p["key"], "median", m, steps, values))
 
 
 def stalled(w: Window, p: dict) -> Finding | None:
