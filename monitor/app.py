@@ -14,7 +14,17 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 
 from monitor import __version__, migrate, store
-from monitor.api.routes import alerts, health, points, rules, runs, samples, series, webhooks
+from monitor.api.routes import (
+    alerts,
+    health,
+    live,
+    points,
+    rules,
+    runs,
+    samples,
+    series,
+    webhooks,
+)
 from monitor.db import make_engine, make_sessionmaker
 from monitor.gzip_request import GzipRequestMiddleware
 from monitor.rules.engine import sweep_stalled
@@ -43,7 +53,7 @@ def plotly_js() -> Path:
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix="/api/v1")
-    for module in (health, runs, points, series, samples, alerts, rules, webhooks):
+    for module in (health, runs, points, series, samples, alerts, rules, webhooks, live):
         api.include_router(module.router)
     return api
 
@@ -116,6 +126,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def _index() -> FileResponse:
         return FileResponse(static / "index.html")
+
+    @app.get("/compare", include_in_schema=False)
+    def _compare_page() -> FileResponse:
+        return FileResponse(static / "compare.html")
+
+    @app.get("/webhooks", include_in_schema=False)
+    def _webhooks_page() -> FileResponse:
+        return FileResponse(static / "webhooks.html")
 
     @app.get("/runs/{run_id}", include_in_schema=False)
     def _run_page(run_id: str) -> FileResponse:

@@ -33,7 +33,9 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"ganwatch: dashboard at http://{_url_host(settings.host)}:{settings.port}/", flush=True)
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                    log_level=settings.log_level, access_log=args.access_log)
+                    log_level=settings.log_level, access_log=args.access_log,
+                    # open live streams end at once rather than hold a shutdown
+                    timeout_graceful_shutdown=2)
     except Exception as exc:
         print(f"ganwatch: error: the server stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     webhook_retry_max: float = Field(300.0, gt=0)
     webhook_max_age: float = Field(86400.0, gt=0)
 
+    # The dashboard's live stream: how often it looks for new data, and how long one stream
+    # lasts before the browser reconnects (resuming where it was).
+    live_poll_interval: float = Field(0.5, gt=0)
+    live_stream_seconds: float = Field(30.0, gt=0)
+
     def resolved_public_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")

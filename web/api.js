@@ -1,16 +1,60 @@
-// Small helpers shared by the pages.
+// Small helpers shared by the pages. Every user-supplied string goes into the page through
+// textContent (el() below), never through innerHTML.
 export async function getJSON(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response.json();
 }
 
-// The API writes non-finite values as strings; Plotly wants numbers (null leaves a gap).
-export function toNumber(v) {
-  if (typeof v === "number") return v;
-  return null;
+export async function sendJSON(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    headers: { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) {
+    let detail = `HTTP ${response.status}`;
+    try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
+    throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+  }
+  return response.status === 204 ? null : response.json();
 }
 
-export function escapeHTML(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+// The API writes non-finite values as strings; Plotly wants numbers (null leaves a gap).
+export function toNumber(v) {
+  return typeof v === "number" ? v : null;
+}
+
+// el("td", {className: "x", onclick: f}, "text", childNode, ...): strings become text nodes.
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k in node) node[k] = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+export function ago(iso) {
+  if (!iso) return "—";
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (s < 60) return `${Math.round(s)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return new Date(iso).toLocaleString();
+}
+
+export function badge(level) {
+  return el("span", { className: `badge badge-${level}`, title: `health: ${level}` }, level);
+}
+
+// Plotly reads a few HTML-like tags in names and titles: user-supplied text goes in escaped.
+export function plotlyText(s) {
+  return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
