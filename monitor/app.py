@@ -121,7 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/static-vendor/plotly.min.js", include_in_schema=False)
     def _plotly() -> FileResponse:
-        return FileResponse(plotly_js(), media_type="text/javascript")
+        # cacheable: a returning browser reuses the file and its compiled code (megabytes)
+        return FileResponse(plotly_js(), media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/", include_in_schema=False)
     def _index() -> FileResponse:

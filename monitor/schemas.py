@@ -111,6 +111,9 @@ class SeriesPublic(BaseModel):
     wall_times: list[float]
     count: int = Field(description="Points in the series (in the requested step range).")
     downsampled: bool
+    bucket_steps: int | None = Field(
+        None, description="When downsampled from the pre-aggregated buckets: the width of "
+                          "each bucket in steps (buckets start at multiples of it).")
 
 
 class SeriesRead(BaseModel):

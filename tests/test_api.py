@@ -101,7 +101,7 @@ def test_malformed_batches_get_4xx_with_detail_and_keep_earlier_data(api, case):
     assert response.json()["detail"], case
     assert series(api, run_id, "loss") | {"wall_times": None} == {
         "key": "loss", "steps": [0, 1], "values": [1.0, 2.0], "wall_times": None, "count": 2,
-        "downsampled": False}
+        "downsampled": False, "bucket_steps": None}
 
 
 def test_points_for_an_unknown_run_get_404(api):

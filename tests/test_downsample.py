@@ -45,7 +45,7 @@ def test_small_reads_are_exact(api, stored):
     assert data["values"] == [wire(v) for v in values]
 
 
-@pytest.mark.parametrize("max_points", [50, 202, 1000])
+@pytest.mark.parametrize("max_points", [50, 202, 1000, 3000, 4000])  # 4000: raw, even split
 def test_downsampling_keeps_ends_non_finite_and_bucket_extremes(api, stored, max_points):
     run_id, steps, values = stored
     data = series(api, run_id, "v", max_points=max_points)
@@ -57,22 +57,48 @@ def test_downsampling_keeps_ends_non_finite_and_bucket_extremes(api, stored, max
     # Every non-finite value, at its step.
     non_finite = {s: wire(v) for s, v in zip(steps, values) if not math.isfinite(v)}
     assert {s: got.get(s) for s in non_finite} == non_finite
-    # Each bucket's min and max (buckets split the step range evenly, as documented).
-    n_buckets = (max_points - 2) // 2
+    # Each bucket's min and max (as documented: buckets split the step range evenly, or, read
+    # from the pre-aggregated buckets, form a grid `bucket_steps` wide).
     lo, span = steps[0], steps[-1] - steps[0] + 1
+    if data["bucket_steps"] is None:
+        n_buckets = (max_points - 2) // 2
+        bucket_of = lambda s: (s - lo) * n_buckets // span  # noqa: E731
+    else:
+        n_buckets = (max_points - 4) // 2 + 1
+        bucket_of = lambda s: s // data["bucket_steps"]  # noqa: E731
     buckets: dict[int, list[float]] = {}
     for s, v in zip(steps, values):
         if math.isfinite(v):
-            buckets.setdefault((s - lo) * n_buckets // span, []).append(v)
+            buckets.setdefault(bucket_of(s), []).append(v)
+    assert len(buckets) <= n_buckets
     returned_by_bucket: dict[int, list[float]] = {}
     for s, v in got.items():
         if isinstance(v, float):
-            returned_by_bucket.setdefault((s - lo) * n_buckets // span, []).append(v)
+            returned_by_bucket.setdefault(bucket_of(s), []).append(v)
     for b, vs in buckets.items():
         assert min(vs) in returned_by_bucket[b] and max(vs) in returned_by_bucket[b]
     assert 50.0 in data["values"]  # the spike survives
     # No more than two points per bucket, plus the ends and the non-finite values.
     assert len(data["steps"]) <= 2 * n_buckets + 2 + len(non_finite)
+
+
+def test_pre_aggregated_reads_are_used_on_long_ranges_and_match_the_points(api, stored):
+    run_id, steps, values = stored
+    # 15,000 steps into 24 buckets: the rollups answer, on a grid of whole stored buckets
+    data = series(api, run_id, "v", max_points=50)
+    assert data["bucket_steps"] is not None and data["bucket_steps"] % 8 == 0
+    # a zoomed range too: its ends are partial stored buckets, read from the points
+    data = series(api, run_id, "v", max_points=50, min_step=1001, max_step=9998)
+    inside = [(s, v) for s, v in zip(steps, values) if 1001 <= s <= 9998]
+    assert data["count"] == len(inside) and data["bucket_steps"] is not None
+    got = dict(zip(data["steps"], data["values"]))
+    assert got[inside[0][0]] == wire(inside[0][1]) and got[inside[-1][0]] == wire(inside[-1][1])
+    width = data["bucket_steps"]
+    for b in {s // width for s, _ in inside}:
+        vs = [v for s, v in inside if s // width == b and math.isfinite(v)]
+        returned = [v for s, v in got.items() if s // width == b and isinstance(v, float)]
+        assert min(vs) in returned and max(vs) in returned
+    assert all(1001 <= s <= 9998 for s in data["steps"])
 
 
 def test_step_range_reads(api, stored):

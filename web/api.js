@@ -58,3 +58,11 @@ export function badge(level) {
 export function plotlyText(s) {
   return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
+
+// Resolves once Plotly.js (a deferred script, megabytes to compile) is ready: pages ask for
+// their data first and draw when both are there.
+export const plotlyReady = new Promise((resolve) => {
+  if (window.Plotly) { resolve(window.Plotly); return; }
+  const script = document.getElementById("plotly-js");
+  if (script) script.addEventListener("load", () => resolve(window.Plotly));  // pages without charts have none
+});

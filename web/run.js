@@ -1,7 +1,7 @@
 // The run page: charts (zoom on one zooms all, and re-reads that range at full resolution),
 // per-layer gradient-norm heatmaps, alert bands and rule thresholds on the charts, the alerts
 // panel, the sample-grid timeline, and live updates over server-sent events.
-import { getJSON, sendJSON, toNumber, el, ago, badge, plotlyText } from "./api.js";
+import { getJSON, sendJSON, toNumber, el, ago, badge, plotlyText, plotlyReady } from "./api.js";
 
 const runId = decodeURIComponent(location.pathname.split("/").pop());
 const base = `/api/v1/runs/${encodeURIComponent(runId)}`;
@@ -104,7 +104,8 @@ function seriesUrl(keys, maxPoints) {
 }
 
 async function drawLines(chart) {
-  const data = await getJSON(seriesUrl(chart.keys, MAX_POINTS));
+  const data = await (chart.prefetched || getJSON(seriesUrl(chart.keys, MAX_POINTS)));
+  chart.prefetched = null;
   const traces = data.series.map((s) => {
     if (s.steps.length) state.lastStep[s.key] = Math.max(state.lastStep[s.key] ?? -Infinity, s.steps[s.steps.length - 1]);
     return { x: s.steps, y: s.values.map(toNumber), name: plotlyText(s.key), mode: "lines", type: "scatter",
@@ -114,7 +115,8 @@ async function drawLines(chart) {
 }
 
 async function drawHeatmap(chart) {
-  const data = await getJSON(seriesUrl(chart.keys, LAYER_POINTS));
+  const data = await (chart.prefetched || getJSON(seriesUrl(chart.keys, LAYER_POINTS)));
+  chart.prefetched = null;
   chart.layers = {};
   for (const s of data.series) {
     chart.layers[s.key] = { steps: s.steps.slice(), values: s.values.map(toNumber) };
@@ -158,6 +160,10 @@ async function buildCharts() {
   const keys = state.run.series_keys;
   document.getElementById("charts").replaceChildren();
   state.charts = groups(keys);
+  // every chart's data asked for at once (the server answers while the page draws)
+  for (const c of state.charts) c.prefetched = getJSON(seriesUrl(c.keys, c.kind === "heatmap" ? LAYER_POINTS : MAX_POINTS));
+  await plotlyReady;
+  state.plotlyAt = performance.now();
   state.byKey = new Map();
   for (const chart of state.charts) {
     chart.div = chartDiv(chart);
@@ -435,15 +441,18 @@ document.getElementById("sample-play").addEventListener("click", togglePlay);
 
 async function start() {
   const opened = connect();
+  const rules = loadRules();
   state.run = await getJSON(base);
   renderHead();
   // the stream's first event says where it starts; without it in 3 s, load anyway (it will catch up)
   await Promise.race([opened, new Promise((r) => setTimeout(r, 3000))]);
-  await loadRules();
+  const samples = loadSamples();
+  await rules;
   await buildCharts();
-  await Promise.all([loadAlerts(), loadSamples()]);
+  await Promise.all([loadAlerts(), samples]);
   state.ready = true;
   for (const [fn, data] of state.queued.splice(0)) fn(data);
+  state.readyAt = performance.now();  // ms since navigation started: every chart drawn
   document.body.dataset.ready = "true";
 }
 

@@ -32,7 +32,9 @@ def read_series(
 ):
     """Series of a run, downsampled on the server into min/max buckets above `max_points`.
 
-    The first and last points and every non-finite value are always kept. Non-finite values are
+    The first and last points and every non-finite value are always kept. Buckets split the
+    range evenly, or, on long ranges, are `bucket_steps` wide (a grid of the pre-aggregated
+    buckets, starting at multiples of it), each holding its exact min and max. Non-finite values are
     written as the strings "NaN", "Infinity" and "-Infinity".
     """
     store.get_run(session=session, run_id=run_id)
@@ -45,6 +47,7 @@ def read_series(
             "key": data.key, "steps": data.steps,
             "values": [json_value(v) for v in data.values],
             "wall_times": data.wall_times, "count": data.count, "downsampled": data.downsampled,
+            "bucket_steps": data.bucket_steps,
         })
     # Built by hand and returned directly: re-validating 100k points costs more than it buys.
     return JSONResponse({"run_id": run_id, "series": out})

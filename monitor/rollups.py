@@ -1,0 +1,248 @@
+"""Pre-aggregated min/max buckets of every series, so a chart of a million-point run reads
+thousands of rows, not a million.
+
+For each series and each width in ``LEVELS`` (steps), a row per bucket ``step // width`` holds
+the number of points, the smallest and the largest finite value with the step (and wall time)
+where each occurred, and how many values were non-finite. Ingest keeps them up to date in the
+batch's own transaction (an upsert that merges a batch's partial bucket into the stored one), so
+they are always exactly the points stored.
+
+A downsampled read over ``[lo, hi]`` into ``nb`` buckets picks the coarsest level whose grid is
+less than twice as coarse as asked (between ``nb / 2`` and ``nb + 1`` buckets): at most
+``8 * nb`` rollup rows, usually about ``nb``, plus the raw points of the
+two partial buckets at the ends of the range and the non-finite points themselves (always
+shown, as in the raw path). Its output buckets are whole numbers of stored buckets (their
+width is returned to the caller, and by the API as ``bucket_steps``), so each one's min and
+max are exact. A range too short for the finest level is read raw, split evenly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    ForeignKey,
+    Integer,
+    Table,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from monitor.models import Base, Point
+
+LEVELS = (8, 64, 512, 4096, 32768)
+FLOAT_MAX = 1.7976931348623157e308
+
+rollups = Table(
+    "point_rollups", Base.metadata,
+    Column("series_id", BigInteger, ForeignKey("series.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("nonfinite", BigInteger, nullable=False),
+    Column("min_value", Double, nullable=True),
+    Column("min_step", BigInteger, nullable=True),
+    Column("min_wall", Double, nullable=True),
+    Column("max_value", Double, nullable=True),
+    Column("max_step", BigInteger, nullable=True),
+    Column("max_wall", Double, nullable=True),
+)
+
+
+def _finite(v: float | None) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def aggregate(points: Iterable[tuple[int, int, float | None, float]]) -> dict[tuple, list]:
+    """(series id, step, value or None for NaN, wall time) -> {(series, level, bucket): row}
+    where row = [n, nonfinite, min_v, min_step, min_wall, max_v, max_step, max_wall].
+
+    The finest level is built from the points, each coarser one from the level below it."""
+    level = LEVELS[0]
+    rows: dict[tuple, list] = {}
+    for sid, step, value, wall in points:
+        key = (sid, step // level)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = [0, 0, None, None, None, None, None, None]
+        row[0] += 1
+        if value is None or not math.isfinite(value):
+            row[1] += 1
+            continue
+        if row[2] is None or value < row[2]:
+            row[2], row[3], row[4] = value, step, wall
+        if row[5] is None or value > row[5]:
+            row[5], row[6], row[7] = value, step, wall
+    out = {(sid, level, bucket): row for (sid, bucket), row in rows.items()}
+    for finer, coarser in zip(LEVELS, LEVELS[1:]):
+        ratio = coarser // finer
+        merged: dict[tuple, list] = {}
+        for (sid, bucket), r in rows.items():
+            key = (sid, bucket // ratio)
+            m = merged.get(key)
+            if m is None:
+                merged[key] = r[:]
+                continue
+            m[0] += r[0]
+            m[1] += r[1]
+            if r[2] is not None and (m[2] is None or r[2] < m[2]):
+                m[2], m[3], m[4] = r[2], r[3], r[4]
+            if r[5] is not None and (m[5] is None or r[5] > m[5]):
+                m[5], m[6], m[7] = r[5], r[6], r[7]
+        rows = merged
+        out.update({(sid, coarser, bucket): row for (sid, bucket), row in rows.items()})
+    return out
+
+
+def upsert(session: Session, aggregates: dict[tuple, list]) -> None:
+    """Merge batch aggregates into the stored rollups (insert, or combine with the row there)."""
+    if not aggregates:
+        return
+    rows = [{"series_id": sid, "level": level, "bucket": bucket, "n": r[0], "nonfinite": r[1],
+             "min_value": r[2], "min_step": r[3], "min_wall": r[4],
+             "max_value": r[5], "max_step": r[6], "max_wall": r[7]}
+            for (sid, level, bucket), r in aggregates.items()]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(rollups)
+    new, old = stmt.excluded, rollups.c
+    take_min = or_(old.min_value.is_(None),
+                   and_(new.min_value.is_not(None), new.min_value < old.min_value))
+    take_max = or_(old.max_value.is_(None),
+                   and_(new.max_value.is_not(None), new.max_value > old.max_value))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[old.series_id, old.level, old.bucket],
+        set_={
+            "n": old.n + new.n, "nonfinite": old.nonfinite + new.nonfinite,
+            "min_value": case((take_min, new.min_value), else_=old.min_value),
+            "min_step": case((take_min, new.min_step), else_=old.min_step),
+            "min_wall": case((take_min, new.min_wall), else_=old.min_wall),
+            "max_value": case((take_max, new.max_value), else_=old.max_value),
+            "max_step": case((take_max, new.max_step), else_=old.max_step),
+            "max_wall": case((take_max, new.max_wall), else_=old.max_wall),
+        })
+    # sorted: two transactions upserting the same buckets take their locks in the same order
+    rows.sort(key=lambda r: (r["series_id"], r["level"], r["bucket"]))
+    session.execute(stmt, rows)
+
+
+def count_points(session: Session, sid: int, lo: int, hi: int) -> int:
+    """Points of a series with lo <= step <= hi, from the rollups: the whole buckets of the
+    coarsest level, then of finer ones on what is left at the ends, then the raw points of the
+    last few steps; about ten small queries however long the range."""
+    total = 0
+    segments = [(lo, hi)]
+    for level in reversed(LEVELS):
+        rest = []
+        for a, b in segments:
+            first, last = -(-a // level), (b + 1) // level - 1
+            if first > last:
+                rest.append((a, b))
+                continue
+            total += session.scalar(
+                select(func.coalesce(func.sum(rollups.c.n), 0))
+                .where(rollups.c.series_id == sid, rollups.c.level == level,
+                       rollups.c.bucket >= first, rollups.c.bucket <= last)) or 0
+            rest += [(a, first * level - 1), ((last + 1) * level, b)]
+        segments = [(a, b) for a, b in rest if a <= b]
+    for a, b in segments:
+        total += session.scalar(select(func.count()).select_from(Point).where(
+            Point.series_id == sid, Point.step >= a, Point.step <= b)) or 0
+    return int(total)
+
+
+def level_for(span: int, n_buckets: int) -> int | None:
+    """The coarsest level whose grid (whole buckets of it, at least span / n_buckets steps
+    wide) is less than twice as coarse as asked, or None (read the raw points)."""
+    wanted = span / max(1, n_buckets)
+    fitting = [lv for lv in LEVELS if lv * -(-wanted // lv) < 2 * wanted]
+    return fitting[-1] if fitting else None
+
+
+def read_bucketed(session: Session, sid: int, lo: int, hi: int, n_buckets: int
+                  ) -> tuple[list[tuple[int, float | None, float]], int] | None:
+    """The min and max (step, value or None for NaN, wall time) of each bucket of a grid of
+    whole rollup buckets over [lo, hi], the first and last points, and every non-finite point,
+    with the grid's width in steps; None when the range is too short for the rollups.
+
+    The grid: buckets ``width`` steps wide starting at multiples of ``width`` (a multiple of
+    the level), the fewest that make at most ``n_buckets + 1`` buckets over the range; so each
+    output bucket is made of whole stored buckets and its min and max are exact.
+    """
+    span = hi - lo + 1
+    level = level_for(span, n_buckets)
+    if level is None:
+        return None
+    width = level * -(-span // (n_buckets * level))
+    origin = lo // width
+    first_full = -(-lo // level)           # buckets wholly inside [lo, hi]
+    last_full = (hi + 1) // level - 1
+    picked: dict[tuple[int, float | None], float] = {}
+    best: dict[int, list] = {}  # output bucket -> [min_v, min_step, min_wall, max_v, ...]
+
+    def offer(step: int, value: float | None, wall: float) -> None:
+        if not _finite(value):
+            picked[(step, None if value is None else value)] = wall
+            return
+        b = step // width - origin
+        cur = best.get(b)
+        if cur is None:
+            best[b] = [value, step, wall, value, step, wall]
+            return
+        if value < cur[0]:
+            cur[0], cur[1], cur[2] = value, step, wall
+        if value > cur[3]:
+            cur[3], cur[4], cur[5] = value, step, wall
+
+    def raw(a: int, b: int, nonfinite_only: bool = False):
+        where = [Point.series_id == sid, Point.step >= a, Point.step <= b]
+        if nonfinite_only:
+            where.append(or_(Point.value.is_(None), Point.value > FLOAT_MAX,
+                             Point.value < -FLOAT_MAX))
+        return session.execute(select(Point.step, Point.value, Point.wall_time).where(*where))
+
+    if first_full <= last_full:
+        rows = session.execute(
+            select(rollups.c.bucket, rollups.c.nonfinite, rollups.c.min_value,
+                   rollups.c.min_step, rollups.c.min_wall, rollups.c.max_value,
+                   rollups.c.max_step, rollups.c.max_wall)
+            .where(rollups.c.series_id == sid, rollups.c.level == level,
+                   rollups.c.bucket >= first_full, rollups.c.bucket <= last_full))
+        nonfinite_buckets = []
+        for bucket, nonfinite, min_v, min_s, min_w, max_v, max_s, max_w in rows:
+            if min_v is not None:
+                offer(min_s, min_v, min_w)
+                offer(max_s, max_v, max_w)
+            if nonfinite:
+                nonfinite_buckets.append(bucket)
+        for bucket in nonfinite_buckets:
+            for step, value, wall in raw(bucket * level, bucket * level + level - 1, True):
+                offer(step, value, wall)
+        edges = [(lo, first_full * level - 1), ((last_full + 1) * level, hi)]
+    else:
+        edges = [(lo, hi)]
+    for a, b in edges:
+        if a <= b:
+            for step, value, wall in raw(a, b):
+                offer(step, value, wall)
+    for v in best.values():
+        picked[(v[1], v[0])] = v[2]
+        picked[(v[4], v[3])] = v[5]
+    for order in (Point.step.asc(), Point.step.desc()):  # the first and last points
+        for step, value, wall in session.execute(
+                select(Point.step, Point.value, Point.wall_time)
+                .where(Point.series_id == sid, Point.step >= lo, Point.step <= hi)
+                .order_by(order, Point.id).limit(1)):
+            picked[(step, value)] = wall
+    return [(step, value, wall) for (step, value), wall in
+            sorted(picked.items(), key=lambda kv: kv[0][0])], width
