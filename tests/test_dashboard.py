@@ -268,3 +268,38 @@ def test_live_stream_reconnects_after_a_server_restart(browser, tmp_path):
     finally:
         context.close()
         server.stop()
+
+
+def test_compare_overlays_a_series_across_the_chosen_runs(page, dash_server):
+    with dash_server.client() as api:
+        ids = [new_run(api, f"cmp-{i}") for i in range(3)]
+        for i, run_id in enumerate(ids):
+            post_points(api, run_id, {"g_loss": (list(range(20 + i)), [float(i)] * (20 + i))})
+    page.goto(f"{dash_server.url}/compare?run={ids[0]}&run={ids[1]}&key=g_loss")
+    page.wait_for_selector("body[data-ready=true]", state="attached")
+    traces = page.evaluate("() => document.getElementById('compare-chart').data.map("
+                           "(t) => [t.name, t.x.length])")
+    assert sorted(traces) == [["cmp-0", 20], ["cmp-1", 21]]
+    page.check(f"input[value='{ids[2]}']")
+    page.wait_for_function("() => document.getElementById('compare-chart').data.length === 3")
+    assert f"run={ids[2]}" in page.url  # the link follows the choice
+
+
+def test_the_webhooks_page_shows_each_delivery(page, dash_server):
+    from receiver import Receiver
+
+    receiver = Receiver(plan=[500])
+    try:
+        with dash_server.client() as api:
+            hook = api.post("/api/v1/webhooks", json={"url": receiver.url, "name": "ops"}).json()
+        page.goto(f"{dash_server.url}/webhooks")
+        section = page.wait_for_selector(f".webhook[data-webhook-id='{hook['id']}']")
+        assert "ops" in section.inner_text() and receiver.url in section.inner_text()
+        section.query_selector("button").click()  # send a test event: 500 first, then 200
+        receiver.wait_for(2)
+        row = page.wait_for_selector(
+            f".webhook[data-webhook-id='{hook['id']}'] tr[data-status=delivered]", timeout=30_000)
+        cells = [c.inner_text() for c in row.query_selector_all("td")]
+        assert cells[1:5] == ["test", "delivered", "2", "200"]
+    finally:
+        receiver.close()
