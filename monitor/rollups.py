@@ -104,15 +104,11 @@ def aggregate(points: Iterable[tuple[int, int, float | None, float]]) -> dict[tu
     return out
 
 
-def upsert(session: Session, aggregates: dict[tuple, list]) -> None:
-    """Merge batch aggregates into the stored rollups (insert, or combine with the row there)."""
-    if not aggregates:
-        return
-    rows = [{"series_id": sid, "level": level, "bucket": bucket, "n": r[0], "nonfinite": r[1],
-             "min_value": r[2], "min_step": r[3], "min_wall": r[4],
-             "max_value": r[5], "max_step": r[6], "max_wall": r[7]}
-            for (sid, level, bucket), r in aggregates.items()]
-    dialect = session.get_bind().dialect.name
+COLUMNS = ("series_id", "level", "bucket", "n", "nonfinite", "min_value", "min_step",
+           "min_wall", "max_value", "max_step", "max_wall")
+
+
+def _upsert_statement(dialect: str):
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(rollups)
     new, old = stmt.excluded, rollups.c
@@ -120,7 +116,7 @@ def upsert(session: Session, aggregates: dict[tuple, list]) -> None:
                    and_(new.min_value.is_not(None), new.min_value < old.min_value))
     take_max = or_(old.max_value.is_(None),
                    and_(new.max_value.is_not(None), new.max_value > old.max_value))
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[old.series_id, old.level, old.bucket],
         set_={
             "n": old.n + new.n, "nonfinite": old.nonfinite + new.nonfinite,
@@ -131,9 +127,30 @@ def upsert(session: Session, aggregates: dict[tuple, list]) -> None:
             "max_step": case((take_max, new.max_step), else_=old.max_step),
             "max_wall": case((take_max, new.max_wall), else_=old.max_wall),
         })
+
+
+_SQLITE_UPSERT: tuple[str, list[str]] | None = None
+
+
+def upsert(session: Session, aggregates: dict[tuple, list]) -> None:
+    """Merge batch aggregates into the stored rollups (insert, or combine with the row there)."""
+    global _SQLITE_UPSERT
+    if not aggregates:
+        return
     # sorted: two transactions upserting the same buckets take their locks in the same order
-    rows.sort(key=lambda r: (r["series_id"], r["level"], r["bucket"]))
-    session.execute(stmt, rows)
+    rows = sorted(((sid, level, bucket, *r) for (sid, level, bucket), r in aggregates.items()),
+                  key=lambda r: (r[0], r[1], r[2]))
+    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":
+        # The same statement, compiled once and run through the driver's executemany: on
+        # SQLite, SQLAlchemy's per-row parameter handling would cost more than the upsert.
+        if _SQLITE_UPSERT is None:
+            compiled = _upsert_statement("sqlite").compile(dialect=dialect)
+            _SQLITE_UPSERT = (compiled.string, [COLUMNS.index(n) for n in compiled.positiontup])
+        sql, order = _SQLITE_UPSERT
+        session.connection().exec_driver_sql(sql, [tuple(r[i] for i in order) for r in rows])
+        return
+    session.execute(_upsert_statement(dialect.name), [dict(zip(COLUMNS, r)) for r in rows])
 
 
 def count_points(session: Session, sid: int, lo: int, hi: int) -> int:

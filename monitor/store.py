@@ -168,27 +168,37 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch) -> tuple
         return 0, True
     ids = _series_ids(session=session, run_id=run_id, keys=list(batch.series))
     now = time.time()
-    rows = []
+    rows: list[tuple] = []  # (series id, step, value or None for NaN, wall time)
     last_step: int | None = None
     for key, cols in batch.series.items():
         sid = ids[key]
         times = cols.wall_times or [now] * len(cols.steps)
-        rows.extend(
-            {"series_id": sid, "step": s, "value": None if v != v else v, "wall_time": t}
-            for s, v, t in zip(cols.steps, cols.values, times)
-        )
+        rows.extend((sid, s, None if v != v else v, t)
+                    for s, v, t in zip(cols.steps, cols.values, times))
         if cols.steps:
             top = max(cols.steps)
             last_step = top if last_step is None else max(last_step, top)
     if rows:
-        session.execute(insert(POINTS), rows)
-        rollups.upsert(session, rollups.aggregate(
-            (r["series_id"], r["step"], r["value"], r["wall_time"]) for r in rows))
+        _insert_points(session, rows)
+        rollups.upsert(session, rollups.aggregate(rows))
     _touch_run(session=session, run_id=run_id, last_step=last_step)
     steps = {s for cols in batch.series.values() for s in cols.steps}
     evaluate_on_ingest(session, run_id=run_id, steps=list(steps))
     session.commit()
     return n_points, False
+
+
+def _insert_points(session: Session, rows: list[tuple]) -> None:
+    if session.get_bind().dialect.name == "sqlite":
+        # the driver's executemany: SQLAlchemy's per-row parameter handling costs as much as
+        # SQLite's insert itself
+        session.connection().exec_driver_sql(
+            "INSERT INTO points (series_id, step, value, wall_time) VALUES (?, ?, ?, ?)", rows)
+        return
+    # PostgreSQL: SQLAlchemy batches the rows into multi-row VALUES (psycopg's executemany
+    # would send them one by one)
+    session.execute(insert(POINTS), [
+        {"series_id": r[0], "step": r[1], "value": r[2], "wall_time": r[3]} for r in rows])
 
 
 def _series_id(*, session: Session, run_id: str, key: str) -> int:
