@@ -195,8 +195,10 @@ def _insert_points(session: Session, rows: list[tuple]) -> None:
         session.connection().exec_driver_sql(
             "INSERT INTO points (series_id, step, value, wall_time) VALUES (?, ?, ?, ?)", rows)
         return
-    # PostgreSQL: SQLAlchemy batches the rows into multi-row VALUES (psycopg's executemany
-    # would send them one by one)
+    if session.get_bind().dialect.driver == "psycopg":
+        # COPY: the fastest way in, several times SQLAlchemy's batched INSERTs
+        rollups.copy_rows(session, "points", ("series_id", "step", "value", "wall_time"), rows)
+        return
     session.execute(insert(POINTS), [
         {"series_id": r[0], "step": r[1], "value": r[2], "wall_time": r[3]} for r in rows])
 
