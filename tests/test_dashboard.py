@@ -303,3 +303,31 @@ def test_the_webhooks_page_shows_each_delivery(page, dash_server):
         assert cells[1:5] == ["test", "delivered", "2", "200"]
     finally:
         receiver.close()
+
+
+def test_an_alert_leads_to_its_samples_and_its_rule_can_be_silenced(page, dash_server):
+    with dash_server.client() as api:
+        run_id = new_run(api, "alert-samples", rules={"non_finite": {"clear_for": 100_000}})
+        steps = list(range(300))
+        post_points(api, run_id, {"d_loss": (steps, [1.0] * 150 + ["NaN"] + [1.0] * 149)})
+        for step in (0, 100, 150, 250):
+            r = api.post(f"/api/v1/runs/{run_id}/samples", params={"step": step},
+                         content=png("gray"), headers={"Content-Type": "image/png"})
+            assert r.status_code == 201, r.text
+        alert = api.get("/api/v1/alerts", params={"run_id": run_id}).json()["data"][0]
+    open_run(page, dash_server, run_id)
+    item = page.locator(f"#alert-{alert['id']}")
+    step = alert["fired_step"]
+    item.locator("button.show-samples").click()
+    nearest = min((0, 100, 150, 250), key=lambda s: abs(s - step))
+    assert page.locator("#sample-image").get_attribute("data-step") == str(nearest)
+
+    item.locator("button.silence").click()
+    page.wait_for_selector("#silenced .silenced code")
+    assert page.inner_text("#silenced .silenced code") == "non_finite"
+    with dash_server.client() as api:
+        assert api.get(f"/api/v1/runs/{run_id}/rules").json()["silenced"] == ["non_finite"]
+    page.click("#silenced button")  # Unsilence
+    page.wait_for_selector("#silenced .silenced", state="detached")
+    with dash_server.client() as api:
+        assert api.get(f"/api/v1/runs/{run_id}/rules").json()["silenced"] == []

@@ -106,9 +106,17 @@ function seriesUrl(keys, maxPoints) {
 async function drawLines(chart) {
   const data = await (chart.prefetched || getJSON(seriesUrl(chart.keys, MAX_POINTS)));
   chart.prefetched = null;
+  const shown = new Map((chart.div.data || []).map((t) => [t.meta.key, t]));
   const traces = data.series.map((s) => {
-    if (s.steps.length) state.lastStep[s.key] = Math.max(state.lastStep[s.key] ?? -Infinity, s.steps[s.steps.length - 1]);
-    return { x: s.steps, y: s.values.map(toNumber), name: plotlyText(s.key), mode: "lines", type: "scatter",
+    const x = s.steps.slice(), y = s.values.map(toNumber);
+    // points the live stream added while this read was on its way: keep them
+    const old = shown.get(s.key);
+    const end = x.length ? x[x.length - 1] : -Infinity;
+    if (old && !state.range) {
+      old.x.forEach((step, i) => { if (step > end) { x.push(step); y.push(old.y[i]); } });
+    }
+    if (x.length) state.lastStep[s.key] = Math.max(state.lastStep[s.key] ?? -Infinity, x[x.length - 1]);
+    return { x, y, name: plotlyText(s.key), mode: "lines", type: "scatter",
              meta: { key: s.key, count: s.count, downsampled: s.downsampled } };
   });
   await Plotly.react(chart.div, traces, layoutFor(chart), { responsive: true, displaylogo: false });
@@ -222,7 +230,14 @@ function onPoints(data) {
       layer.steps.push(...xs); layer.values.push(...ys);
       chart.dirty = true;
     } else {
-      Plotly.extendTraces(chart.div, { x: [xs], y: [ys] }, [chart.keys.indexOf(key)]);
+      const index = chart.keys.indexOf(key);
+      Plotly.extendTraces(chart.div, { x: [xs], y: [ys] }, [index]);
+      // a page left open on a fast run: once a trace holds far more points than a chart can
+      // show, read it again downsampled (in place, with Plotly.react)
+      if (chart.div.data[index].x.length > 3 * MAX_POINTS && !chart.redrawing) {
+        chart.redrawing = true;
+        setTimeout(() => drawLines(chart).finally(() => { chart.redrawing = false; }), 500);
+      }
     }
   }
   if (unknown) scheduleRebuild();
