@@ -81,9 +81,9 @@ function layoutFor(chart) {
   if (state.range) { xaxis.range = state.range.slice(); xaxis.autorange = false; } else xaxis.autorange = true;
   const layout = {
     title: { text: plotlyText(chart.title), font: { size: 14 } },
-    margin: { t: 36, r: 10, b: 36, l: chart.kind === "heatmap" ? 110 : 50 },
+    margin: { t: 36, r: 10, b: chart.kind === "heatmap" ? 40 : 70, l: chart.kind === "heatmap" ? 110 : 50 },
     height: chart.kind === "heatmap" ? Math.max(220, 40 + 18 * chart.keys.length) : 260,
-    xaxis, showlegend: chart.kind !== "heatmap", legend: { orientation: "h", y: -0.25 },
+    xaxis, showlegend: chart.kind !== "heatmap", legend: { orientation: "h", y: -0.32 },
     shapes: [...(chart.kind === "lines" ? thresholds(chart) : []), ...alertShapes()],
   };
   layout.yaxis = chart.log ? { type: "log" } : {};
