@@ -54,7 +54,8 @@ def _receive(port_queue, arrivals_queue) -> None:
                 alert = payload["alerts"][0]
                 # the failing step itself (the rule may fire at a later evaluated step)
                 step = alert["evidence"].get("first_step", alert["step"])
-                arrivals_queue.put((alert["labels"]["run_id"], step, now))
+                arrivals_queue.put((alert["labels"]["run_id"], step, now,
+                                    self.headers.get("X-Ganwatch-Delivery")))
 
         def log_message(self, *args):
             pass
@@ -77,15 +78,18 @@ class Arrivals:
         self.process.start()
         self.url = f"http://127.0.0.1:{ports.get(timeout=30)}/hook"
         self.times: dict[tuple[str, int], float] = {}
+        self.uuids: dict[tuple[str, int], str] = {}
 
     def wait(self, keys: set, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not keys <= set(self.times) and time.monotonic() < deadline:
             try:
-                run_id, step, at = self.queue.get(timeout=max(0.01, deadline - time.monotonic()))
+                run_id, step, at, uuid = self.queue.get(
+                    timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
                 break
             self.times.setdefault((run_id, step), at)
+            self.uuids.setdefault((run_id, step), uuid)
 
     def close(self) -> None:
         self.process.terminate()
@@ -124,7 +128,42 @@ def measure(server: str, arrivals: Arrivals, runs: int, firings: int, every: int
     missing = [k for k in sent if k not in arrivals.times]
     if missing:
         print(f"  {len(missing)} of {len(sent)} firings did not arrive within 60 s")
+    measure.last = {k: (t, arrivals.times[k], arrivals.uuids[k]) for k, t in sent.items()
+                    if k in arrivals.times}
     return sorted(arrivals.times[k] - t for k, t in sent.items() if k in arrivals.times)
+
+
+def breakdown(server: str, hook_id: int, firings: dict) -> None:
+    """Where the time went, per firing: the run.log call -> the outbox row written with the
+    alert (client flush wait, request, ingest, rule evaluation) -> the send starting (the
+    delivery worker picking it up) -> the arrival (the HTTP request itself)."""
+    from datetime import datetime
+
+    rows, offset = {}, 0
+    while True:  # bounded: the pages of the webhook's deliveries
+        page = httpx.get(f"{server}/api/v1/webhooks/{hook_id}/deliveries",
+                         params={"limit": 1000, "offset": offset}, timeout=30).json()["data"]
+        rows.update({d["uuid"]: d for d in page})
+        if len(page) < 1000:
+            break
+        offset += 1000
+    stages: dict[str, list[float]] = {"log -> alert stored": [], "stored -> send starts": [],
+                                      "send -> arrival": []}
+    for sent, arrived, uuid in firings.values():
+        d = rows.get(uuid)
+        if not d or not d["log"]:
+            continue
+        first = d["log"][-1] if d["log"][0]["at"] > d["log"][-1]["at"] else d["log"][0]
+        created = datetime.fromisoformat(d["created_at"]).timestamp()
+        send = datetime.fromisoformat(first["at"]).timestamp() - first["duration_ms"] / 1000
+        stages["log -> alert stored"].append(created - sent)
+        stages["stored -> send starts"].append(send - created)
+        stages["send -> arrival"].append(arrived - send)
+    for name, values in stages.items():
+        if values:
+            values.sort()
+            print(f"      {name:24s} p50 {statistics.median(values):6.3f}s  "
+                  f"p99 {pct(values, 0.99):6.3f}s  max {values[-1]:6.3f}s")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -143,8 +182,8 @@ def main() -> None:
     print(machine())
     arrivals = Arrivals()
     with running_server(args.database_url) as server:
-        httpx.post(f"{server}/api/v1/webhooks", json={"url": arrivals.url},
-                   timeout=10).raise_for_status()
+        hook = httpx.post(f"{server}/api/v1/webhooks", json={"url": arrivals.url}, timeout=10)
+        hook.raise_for_status()
         print(f"client flush interval 1 s (default), {args.rate:.0f} steps/s per run, a NaN "
               f"every {args.every} steps, {args.firings} per run")
         print(f"{'runs':>5s} {'firings':>8s} {'p50':>8s} {'p99':>8s} {'max':>8s}   "
@@ -156,6 +195,7 @@ def main() -> None:
                 continue
             print(f"{n:>5d} {len(latencies):>8d} {statistics.median(latencies):7.3f}s "
                   f"{pct(latencies, 0.99):7.3f}s {latencies[-1]:7.3f}s", flush=True)
+            breakdown(server, hook.json()["id"], measure.last)
     arrivals.close()
 
 

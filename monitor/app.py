@@ -29,6 +29,7 @@ from monitor.db import make_engine, make_sessionmaker
 from monitor.gzip_request import GzipRequestMiddleware
 from monitor.rules.engine import sweep_stalled
 from monitor.settings import Settings
+from monitor.webhooks.outbox import install_handoff
 from monitor.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("ganwatch")
@@ -84,9 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine, settings.resolved_public_url())
         log.info("ganwatch %s storing in %s", __version__, engine.url.render_as_string())
+        worker = DeliveryWorker(app.state.sessionmaker, settings)
+        install_handoff(app.state.sessionmaker, worker)  # this process's alerts go out at once
         tasks = [asyncio.create_task(_sweep_stalled_runs(app, settings.stall_check_interval)),
-                 asyncio.create_task(DeliveryWorker(app.state.sessionmaker,
-                                                    settings).run_forever())]
+                 asyncio.create_task(worker.run_forever())]
         yield
         for task in tasks:
             task.cancel()

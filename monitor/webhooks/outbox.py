@@ -33,14 +33,46 @@ def matches(webhook: Webhook, *, rule: str, run_id: str, severity: str) -> bool:
     return not (webhook.run_ids and run_id not in webhook.run_ids)
 
 
+HANDOFF = "ganwatch_handoff"  # session.info: the delivery worker of this process, if running
+HANDED = "ganwatch_handed"    # session.info: this transaction's deliveries for it
+
+
 def new_delivery(session: Session, webhook: Webhook, *, kind: str, body: str,
                  event_id: int | None = None) -> Delivery:
+    """A pending delivery. When this process runs a delivery worker, the delivery is written
+    already leased to it and handed to it when the transaction commits (``handoff``): its
+    first attempt starts at once, without a poll or a second write to claim it. Should this
+    process die first, the lease runs out and any replica's worker sends it."""
     now = utcnow()
     delivery = Delivery(uuid=uuid.uuid4().hex, webhook_id=webhook.id, event_id=event_id,
                         kind=kind, body=body, status="pending", attempts=0,
                         next_attempt_at=now, created_at=now)
+    worker = session.info.get(HANDOFF)
+    if worker is not None and worker.accepting and webhook.enabled:
+        delivery.leased_until = worker.lease_until(now)
+        session.info.setdefault(HANDED, []).append((delivery, webhook.url, webhook.secret))
     session.add(delivery)
     return delivery
+
+
+def install_handoff(sessions, worker) -> None:
+    """Make the sessions of ``sessions`` (a sessionmaker) hand their committed deliveries to
+    ``worker``; deliveries of a rolled-back transaction or savepoint are never handed."""
+    from sqlalchemy import event, inspect
+
+    sessions.kw.setdefault("info", {})[HANDOFF] = worker
+
+    @event.listens_for(sessions, "after_commit")
+    def _hand(session: Session) -> None:
+        handed = session.info.pop(HANDED, None)
+        if handed:
+            worker.hand_off([(d, url, secret) for d, url, secret in handed
+                             if inspect(d).persistent])
+
+    @event.listens_for(sessions, "after_rollback")
+    def _drop(session: Session) -> None:
+        if not session.in_transaction():
+            session.info.pop(HANDED, None)
 
 
 class Outbox:

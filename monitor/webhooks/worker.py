@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -82,12 +83,55 @@ class DeliveryWorker:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
         self.sessions = sessions
         self.settings = settings
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handed: deque[Claimed] = deque()
+        self._wake: asyncio.Event | None = None
+
+    @property
+    def accepting(self) -> bool:
+        """Running, so deliveries may be leased to it at creation and handed over."""
+        return self._loop is not None and not self._loop.is_closed()
+
+    def lease_until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.settings.webhook_timeout + 30)
+
+    # -- deliveries handed over by this process's transactions (any thread) ----------------------
+
+    def hand_off(self, items) -> None:
+        """Deliveries this process just committed, already leased to it: send them now."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # not running: the leases run out and a poll sends them
+        claimed = [Claimed(d.id, d.uuid, d.kind, url, secret, d.body) for d, url, secret in items]
+        if not claimed:
+            return
+        try:
+            loop.call_soon_threadsafe(self._take, claimed)
+        except RuntimeError:  # the loop closed meanwhile (shutting down): the leases run out
+            pass
+
+    def _take(self, claimed: list[Claimed]) -> None:
+        self._handed.extend(claimed)
+        if self._wake is not None:
+            self._wake.set()
 
     # -- the database side (run in a thread) --------------------------------------------------
 
-    def claim(self, limit: int = MAX_IN_FLIGHT) -> list[Claimed]:
+    def due(self) -> bool:
+        """Is any delivery due? A read, which takes no lock: an idle poll writes nothing."""
         now = utcnow()
-        lease = now + timedelta(seconds=self.settings.webhook_timeout + 30)
+        with self.sessions() as session:
+            return session.scalar(
+                select(Delivery.id).where(
+                    Delivery.status == "pending", Delivery.next_attempt_at <= now,
+                    or_(Delivery.leased_until.is_(None), Delivery.leased_until < now))
+                .limit(1)) is not None
+
+    def claim(self, limit: int = MAX_IN_FLIGHT) -> list[Claimed]:
+        if not self.due():
+            return []
+        now = utcnow()
+        lease = self.lease_until(now)
         with self.sessions() as session:
             # Too old to be worth sending (e.g. held while its webhook was disabled). This
             # write comes first on purpose: on SQLite it takes the write lock up front, where a
@@ -189,26 +233,41 @@ class DeliveryWorker:
         limits = httpx.Limits(max_connections=MAX_IN_FLIGHT)
         inflight: set[asyncio.Task] = set()
         results: list[tuple[Claimed, Outcome]] = []
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+
+        def start(item: Claimed) -> None:
+            task = asyncio.create_task(self._deliver(client, item, results))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+
         async with httpx.AsyncClient(timeout=timeout, limits=limits,
                                      follow_redirects=False) as client:
             try:
                 while True:  # until the server shuts down (the task is cancelled)
+                    self._wake.clear()
+                    # handed over by this process: leased already, sent at once (beyond
+                    # MAX_IN_FLIGHT if need be: each is a send the database already owes)
+                    while self._handed:
+                        start(self._handed.popleft())
                     try:
                         if results:
                             await self._record(results)
                         room = MAX_IN_FLIGHT - len(inflight)
-                        claimed = await asyncio.to_thread(self.claim, room) if room else []
-                        for item in claimed:
-                            task = asyncio.create_task(self._deliver(client, item, results))
-                            inflight.add(task)
-                            task.add_done_callback(inflight.discard)
+                        for item in (await asyncio.to_thread(self.claim, room) if room > 0
+                                     else []):
+                            start(item)
                     except Exception:  # the database may be down for a while: try again
                         log.warning("webhook delivery round failed", exc_info=True)
-                    if inflight:
-                        await asyncio.wait(inflight, timeout=self.settings.webhook_poll_interval,
+                    if self._handed:
+                        continue
+                    waker = asyncio.create_task(self._wake.wait())
+                    try:
+                        await asyncio.wait(inflight | {waker},
+                                           timeout=self.settings.webhook_poll_interval,
                                            return_when=asyncio.FIRST_COMPLETED)
-                    else:
-                        await asyncio.sleep(self.settings.webhook_poll_interval)
+                    finally:
+                        waker.cancel()
             finally:
+                self._loop = None
                 for task in inflight:
                     task.cancel()
