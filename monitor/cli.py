@@ -86,6 +86,30 @@ def _run_trainer(module: str, args: list[str]) -> int:
         return 130
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    """What the server does at start, alone: for a deployment's migration step."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor import migrate
+    from monitor.db import make_engine
+    from monitor.settings import Settings
+
+    overrides = {k: v for k, v in (("data_dir", args.data_dir),
+                                   ("database_url", args.database_url)) if v is not None}
+    settings = Settings(**overrides)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        migrate.upgrade(engine)
+    except SQLAlchemyError as exc:
+        print(f"ganwatch: error: could not migrate {engine.url.render_as_string()}: "
+              f"{str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"ganwatch: {engine.url.render_as_string()} is at the newest schema")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="ganwatch", description="Training-health diagnostics for GANs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -97,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(func=_serve)
+
+    mig = sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
+    mig.add_argument("--data-dir", help="where the SQLite file lives (default .ganwatch)")
+    mig.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db")
+    mig.set_defaults(func=_migrate)
 
     demo = sub.add_parser("demo", help="start a server and stream a short GAN training to it")
     demo.add_argument("--port", type=int, default=8765)
