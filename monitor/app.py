@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 
-from monitor import __version__, migrate, store
+from monitor import __version__, metrics, migrate, store
 from monitor.api.routes import (
     alerts,
     health,
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate.upgrade(engine)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine, settings.resolved_public_url())
+        metrics.install(app.state.sessionmaker)
         log.info("ganwatch %s storing in %s", __version__, engine.url.render_as_string())
         worker = DeliveryWorker(app.state.sessionmaker, settings)
         install_handoff(app.state.sessionmaker, worker)  # this process's alerts go out at once
@@ -100,7 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="ganwatch", version=__version__, lifespan=lifespan,
                   description="Training-health diagnostics for GANs.")
     app.state.settings = settings
+    # first added is innermost: the route is captured next to the router, counted outermost
+    app.add_middleware(metrics.RouteCapture)
     app.add_middleware(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.MetricsMiddleware)
 
     @app.exception_handler(store.NotFound)
     async def _not_found(_request: Request, exc: store.NotFound) -> JSONResponse:
@@ -126,6 +130,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # cacheable: a returning browser reuses the file and its compiled code (megabytes)
         return FileResponse(plotly_js(), media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def _metrics(request: Request) -> Response:
+        """Prometheus text format: this process's counters and the database's queue depths."""
+        return Response(metrics.render(request.app.state.sessionmaker),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/", include_in_schema=False)
     def _index() -> FileResponse:

@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.metrics import count_transition
 from monitor.models import Alert, AlertEvent, Point, RuleState, Run, Series, utcnow
 from monitor.rules.config import effective_params
 from monitor.rules.core import Finding, SeriesView, Window
@@ -236,6 +237,7 @@ class Evaluator:
             self.session.add(event)
             self.session.flush()
             self.notified.append(event)
+            count_transition(self.session, name, change.notify)
             self.outbox.enqueue(event=event, alert=alert, run=self.run)  # same transaction
 
 

@@ -23,7 +23,7 @@ import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor import __version__
+from monitor import __version__, metrics
 from monitor.models import Delivery, DeliveryAttempt, Webhook, utcnow
 from monitor.settings import Settings
 from monitor.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, sign
@@ -222,6 +222,7 @@ class DeliveryWorker:
         del results[:len(batch)]
         statuses = await asyncio.to_thread(self.record, batch)
         for (item, outcome), status in zip(batch, statuses):
+            metrics.DELIVERIES.labels("retry" if status == "pending" else status).inc()
             if status != "delivered":
                 log.warning("webhook delivery %s to %s: %s (%s)", item.uuid, item.url, status,
                             outcome.error or outcome.status_code)
@@ -258,6 +259,8 @@ class DeliveryWorker:
                             start(item)
                     except Exception:  # the database may be down for a while: try again
                         log.warning("webhook delivery round failed", exc_info=True)
+                    metrics.IN_FLIGHT.set(len(inflight))
+                    metrics.HANDED.set(len(self._handed))
                     if self._handed:
                         continue
                     waker = asyncio.create_task(self._wake.wait())

@@ -34,7 +34,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor import store
+from monitor import metrics, store
 from monitor.api.deps import SessionDep, SettingsDep
 from monitor.api.routes.samples import sample_public
 from monitor.api.routes.series import json_value
@@ -204,6 +204,14 @@ async def run_events(
             return feed.poll(s)
 
     async def stream():
+        metrics.LIVE_STREAMS.inc()
+        try:
+            async for chunk in events():
+                yield chunk
+        finally:
+            metrics.LIVE_STREAMS.dec()
+
+    async def events():
         yield b"retry: 1000\n\n"
         yield sse("hello", {"cursor": str(feed.cursor)}, str(feed.cursor))
         quiet = 0.0

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from PIL import Image, UnidentifiedImageError
 
-from monitor import store
+from monitor import metrics, store
 from monitor.api.deps import SessionDep, SettingsDep
 from monitor.schemas import BatchId, SamplePublic, SamplesPublic, SeriesKey
 
@@ -63,6 +63,7 @@ async def upload_sample(
     if duplicate:
         return Response(status_code=status.HTTP_200_OK, content=b'{"duplicate": true}',
                         media_type="application/json")
+    metrics.SAMPLES.inc()
     return sample_public(sample)
 
 
