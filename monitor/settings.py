@@ -19,6 +19,11 @@ class Settings(BaseSettings):
     # A gzip body is inflated up to this many bytes; anything bigger is refused with 413.
     max_body_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_sample_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    # A sample grid's pixels (width x height): PNG compresses a huge blank image to little.
+    max_sample_pixels: int = Field(4096 * 4096, gt=0)
+    # Points in one ingest request, and distinct series keys per run.
+    max_batch_points: int = Field(1_000_000, gt=0)
+    max_series_per_run: int = Field(10_000, gt=0)
     # Largest number of points a series read may return, whatever max_points asks for.
     max_series_points: int = Field(100_000, gt=0)
     # How often the server looks for runs that stopped reporting (the stalled rule).

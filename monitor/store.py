@@ -120,22 +120,33 @@ def series_keys(*, session: Session, run_ids: list[str]) -> dict[str, list[str]]
 
 
 def _claim_batch(*, session: Session, run_id: str, batch_id: str, kind: str, n_points: int) -> bool:
-    """Record a batch id inside the open transaction; False if it was already stored."""
-    try:
-        with session.begin_nested():
-            session.execute(insert(IngestedBatch).values(
-                batch_id=batch_id, run_id=run_id, kind=kind, n_points=n_points,
-                received_at=utcnow()))
-    except IntegrityError:
-        return False
-    return True
+    """Record a batch id inside the open transaction; False if it was already stored.
+
+    An ``INSERT ... ON CONFLICT DO NOTHING``, not a savepoint: on SQLite a savepoint opened
+    before the transaction's first write *is* the transaction, and releasing it commits, so
+    the id would be stored even if the batch were then refused or the process died."""
+    insert_fn = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    result = session.execute(insert_fn(IngestedBatch).values(
+        batch_id=batch_id, run_id=run_id, kind=kind, n_points=n_points,
+        received_at=utcnow()).on_conflict_do_nothing())
+    return result.rowcount == 1
 
 
-def _series_ids(*, session: Session, run_id: str, keys: list[str]) -> dict[str, int]:
+def _series_ids(*, session: Session, run_id: str, keys: list[str],
+                max_series: int | None = None) -> dict[str, int]:
     ids = dict(session.execute(
         select(Series.key, Series.id).where(Series.run_id == run_id, Series.key.in_(keys))
     ).all())
     missing = [k for k in keys if k not in ids]
+    if missing and max_series is not None:
+        have = session.scalar(select(func.count()).select_from(Series)
+                              .where(Series.run_id == run_id)) or 0
+        if have + len(missing) > max_series:
+            session.rollback()
+            raise BadRequest(f"the run has {have} series and this batch would add "
+                             f"{len(missing)}; the limit is {max_series} series per run "
+                             "(GANWATCH_MAX_SERIES_PER_RUN); nothing of the batch was stored")
     if missing:
         dialect = session.get_bind().dialect.name
         insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -158,7 +169,8 @@ def _touch_run(*, session: Session, run_id: str, last_step: int | None) -> None:
     session.execute(update(Run).where(Run.id == run_id).values(**values))
 
 
-def ingest_points(*, session: Session, run_id: str, batch: PointsBatch) -> tuple[int, bool]:
+def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
+                  max_series: int | None = None) -> tuple[int, bool]:
     """Store a columnar batch in one transaction; returns (points stored, was it a duplicate)."""
     get_run(session=session, run_id=run_id)
     n_points = sum(len(cols.steps) for cols in batch.series.values())
@@ -166,7 +178,8 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch) -> tuple
                         n_points=n_points):
         session.rollback()
         return 0, True
-    ids = _series_ids(session=session, run_id=run_id, keys=list(batch.series))
+    ids = _series_ids(session=session, run_id=run_id, keys=list(batch.series),
+                      max_series=max_series)
     now = time.time()
     rows: list[tuple] = []  # (series id, step, value or None for NaN, wall time)
     last_step: int | None = None
