@@ -127,10 +127,11 @@ def _claim_batch(*, session: Session, run_id: str, batch_id: str, kind: str, n_p
     the id would be stored even if the batch were then refused or the process died."""
     insert_fn = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
         else sqlite.insert
-    result = session.execute(insert_fn(IngestedBatch).values(
+    table = IngestedBatch.__table__
+    claimed = session.execute(insert_fn(table).values(
         batch_id=batch_id, run_id=run_id, kind=kind, n_points=n_points,
-        received_at=utcnow()).on_conflict_do_nothing())
-    return result.rowcount == 1
+        received_at=utcnow()).on_conflict_do_nothing().returning(table.c.batch_id)).first()
+    return claimed is not None
 
 
 def _series_ids(*, session: Session, run_id: str, keys: list[str],
