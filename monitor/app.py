@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from monitor import __version__, metrics, migrate, store
 from monitor.api.routes import (
@@ -28,6 +28,7 @@ from monitor.api.routes import (
 from monitor.db import make_engine, make_sessionmaker
 from monitor.gzip_request import GzipRequestMiddleware
 from monitor.rules.engine import sweep_stalled
+from monitor.schemas import ErrorPublic
 from monitor.settings import Settings
 from monitor.webhooks.outbox import install_handoff
 from monitor.webhooks.worker import DeliveryWorker
@@ -52,8 +53,18 @@ def plotly_js() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
+ERROR_RESPONSES = {
+    code: {"model": ErrorPublic, "description": text} for code, text in (
+        (400, "Bad request (e.g. a body that claims gzip and is not)"),
+        (404, "No such run, series, sample, alert or webhook"),
+        (413, "Over a configured limit (named in the detail)"),
+        (415, "Not the media type expected"),
+        (422, "Malformed or invalid request"),
+        (503, "The database is unavailable; retry later"))}
+
+
 def api_router() -> APIRouter:
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     for module in (health, runs, points, series, samples, alerts, rules, webhooks, live):
         api.include_router(module.router)
     return api
@@ -113,6 +124,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(store.BadRequest)
     async def _bad_request(_request: Request, exc: store.BadRequest) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
+        # a number too large for the database (SQLite raises OverflowError, PostgreSQL a
+        # DataError): the client's mistake, and nothing of the request was stored
+        return JSONResponse(status_code=422, content={
+            "detail": "a number in the request is out of range for the database (integers "
+                      f"must fit in 64 bits): {str(exc).splitlines()[0][:200]}"})
 
     @app.exception_handler(OperationalError)
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:

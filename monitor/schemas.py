@@ -67,10 +67,15 @@ class RunsPublic(BaseModel):
     count: int
 
 
+INT64_MAX = 2**63 - 1
+# Steps and ids are 64-bit integers in the database: larger ones are refused with a 422.
+Step = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+
+
 class SeriesColumns(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    steps: list[int]
+    steps: list[Step]
     values: list[Value]
     wall_times: list[float] | None = Field(
         None, description="Seconds since the epoch, one per point; the server's clock if omitted."
@@ -316,3 +321,10 @@ class DeliveryPublic(BaseModel):
 class DeliveriesPublic(BaseModel):
     data: list[DeliveryPublic]
     count: int
+
+
+class ErrorPublic(BaseModel):
+    """Every 4xx and 503: what went wrong, in words (or, for a malformed request, a list of
+    the fields at fault, as FastAPI's validation reports them)."""
+
+    detail: str | list[Any]

@@ -39,6 +39,22 @@ class Settings(BaseSettings):
     webhook_retry_base: float = Field(1.0, gt=0)
     webhook_retry_max: float = Field(300.0, gt=0)
     webhook_max_age: float = Field(86400.0, gt=0)
+    # Hosts webhooks may point at, comma-separated (e.g. "hooks.slack.com,discord.com");
+    # empty: any. On a shared server, set it: a webhook is a request the server makes for you.
+    webhook_allowed_hosts: str = ""
+
+    def webhook_host_allowed(self, url: str) -> bool:
+        allowed = {h.strip().lower().strip("[]") for h in self.webhook_allowed_hosts.split(",")
+                   if h.strip()}
+        if not allowed:
+            return True
+        from urllib.parse import urlsplit
+
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:
+            return False
+        return host in allowed
 
     # The dashboard's live stream: how often it looks for new data, and how long one stream
     # lasts before the browser reconnects (resuming where it was).

@@ -203,3 +203,18 @@ def test_dashboard_files_are_served_with_plotly_offline(api):
     plotly = api.get("/static-vendor/plotly.min.js")
     assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
     assert api.get("/static/run.js").status_code == 200
+
+
+def test_numbers_too_large_for_the_database_are_a_422_not_a_500(api):
+    run_id = new_run(api)
+    huge = 2**70
+    r = api.post(f"/api/v1/runs/{run_id}/points", json={
+        "batch_id": "huge", "series": {"loss": {"steps": [huge], "values": [1.0]}}})
+    assert r.status_code == 422 and r.json()["detail"]
+    for path, params in ((f"/api/v1/alerts/{huge}", {}), ("/api/v1/alert-events",
+                                                           {"after_id": huge}),
+                         (f"/api/v1/runs/{run_id}/series", {"key": "loss", "min_step": huge}),
+                         (f"/api/v1/webhooks/{huge}", {})):
+        r = api.get(path, params=params)
+        assert r.status_code in (404, 422) and r.json()["detail"], (path, r.status_code)
+    assert post_points(api, run_id, "after", [1.0]).status_code == 200

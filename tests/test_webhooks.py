@@ -308,3 +308,20 @@ def test_retries_stop_when_a_delivery_is_older_than_the_max_age(tmp_path):
     finally:
         server.stop()
         failing.close()
+
+
+def test_an_allow_list_keeps_webhooks_to_the_hosts_it_names(tmp_path, receiver):
+    server = ServerProcess(data_dir=tmp_path / "server",
+                           env={"GANWATCH_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}).start()
+    try:
+        with server.client() as api:
+            refused = api.post("/api/v1/webhooks", json={"url": "http://localhost:9/hook"})
+            assert refused.status_code == 422
+            assert "GANWATCH_WEBHOOK_ALLOWED_HOSTS" in refused.json()["detail"]
+            hook = add_hook(api, receiver.url)  # 127.0.0.1: allowed
+            moved = api.patch(f"/api/v1/webhooks/{hook['id']}",
+                              json={"url": "http://169.254.169.254/latest"})
+            assert moved.status_code == 422
+            assert api.get(f"/api/v1/webhooks/{hook['id']}").json()["url"] == receiver.url
+    finally:
+        server.stop()

@@ -6,6 +6,7 @@ from monitor import store
 from monitor.api.deps import SessionDep
 from monitor.models import Alert
 from monitor.schemas import (
+    INT64_MAX,
     AlertAck,
     AlertEventPublic,
     AlertEventsPublic,
@@ -54,7 +55,7 @@ def ack_alert(session: SessionDep, alert_id: int, body: AlertAck | None = None) 
 def list_alert_events(
     session: SessionDep,
     run_id: str | None = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertEventsPublic:
     """Notifications, oldest first: one per firing, escalation and resolution."""

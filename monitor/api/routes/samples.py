@@ -7,7 +7,7 @@ from PIL import Image, UnidentifiedImageError
 
 from monitor import metrics, store
 from monitor.api.deps import SessionDep, SettingsDep
-from monitor.schemas import BatchId, SamplePublic, SamplesPublic, SeriesKey
+from monitor.schemas import INT64_MAX, BatchId, SamplePublic, SamplesPublic, SeriesKey
 
 router = APIRouter(prefix="/runs/{run_id}/samples", tags=["samples"])
 
@@ -44,7 +44,7 @@ async def upload_sample(
     session: SessionDep,
     settings: SettingsDep,
     run_id: str,
-    step: Annotated[int, Query(ge=0)],
+    step: Annotated[int, Query(ge=0, le=INT64_MAX)],
     key: Annotated[SeriesKey, Query()] = "fake",
     wall_time: float | None = None,
     batch_id: Annotated[BatchId | None, Query()] = None,

@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 
 from monitor import store
 from monitor.api.deps import SessionDep, SettingsDep
-from monitor.schemas import SeriesRead
+from monitor.schemas import INT64_MAX, SeriesRead
 
 router = APIRouter(prefix="/runs/{run_id}/series", tags=["series"])
 
@@ -27,8 +27,8 @@ def read_series(
     run_id: str,
     key: Annotated[list[str], Query(min_length=1, description="Series key; repeat for more.")],
     max_points: Annotated[int, Query(ge=3, description="Downsample above this.")] = 2000,
-    min_step: int | None = None,
-    max_step: int | None = None,
+    min_step: Annotated[int | None, Query(ge=-INT64_MAX, le=INT64_MAX)] = None,
+    max_step: Annotated[int | None, Query(ge=-INT64_MAX, le=INT64_MAX)] = None,
 ):
     """Series of a run, downsampled on the server into min/max buckets above `max_points`.
 

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from monitor.api.deps import SessionDep
+from monitor.api.deps import SessionDep, SettingsDep
 from monitor.models import Delivery, DeliveryAttempt, Webhook
 from monitor.schemas import (
     DeliveriesPublic,
@@ -34,10 +34,18 @@ def delivery_public(delivery: Delivery, attempts: list[DeliveryAttempt]) -> Deli
                               duration_ms=a.duration_ms) for a in attempts]})
 
 
+def _check_host(settings, url: str | None) -> None:
+    if url is not None and not settings.webhook_host_allowed(url):
+        raise store.BadRequest(f"webhooks may not point at {url!r}: its host is not in "
+                               f"GANWATCH_WEBHOOK_ALLOWED_HOSTS ({settings.webhook_allowed_hosts})")
+
+
 @router.post("", response_model=WebhookCreated, status_code=201)
-def create_webhook(session: SessionDep, body: WebhookCreate) -> WebhookCreated:
+def create_webhook(session: SessionDep, settings: SettingsDep,
+                   body: WebhookCreate) -> WebhookCreated:
     """Subscribe a URL to alert transitions. The secret (generated when not given) is returned
     this once, never again."""
+    _check_host(settings, body.url)
     webhook = store.create_webhook(session, body)
     return WebhookCreated(**webhook_public(webhook).model_dump(), secret=webhook.secret)
 
@@ -54,8 +62,10 @@ def read_webhook(session: SessionDep, webhook_id: int) -> WebhookPublic:
 
 
 @router.patch("/{webhook_id}", response_model=WebhookPublic)
-def update_webhook(session: SessionDep, webhook_id: int, body: WebhookUpdate) -> WebhookPublic:
+def update_webhook(session: SessionDep, settings: SettingsDep, webhook_id: int,
+                   body: WebhookUpdate) -> WebhookPublic:
     """Change a webhook's settings (a new secret too); fields left out stay as they are."""
+    _check_host(settings, body.url)
     return webhook_public(store.update_webhook(session, webhook_id, body))
 
 

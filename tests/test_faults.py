@@ -1,0 +1,73 @@
+"""Processes die: 4 clients stream 50,000 steps each while the server is SIGKILLed twice and
+restarted; every point is stored exactly once. On SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import ServerProcess, fresh_postgres_database, series, wait_until
+
+import trainer_client
+
+STEPS = 50_000
+CLIENTS = 4
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def killable_server(request, tmp_path):
+    if request.param == "sqlite":
+        proc = ServerProcess(data_dir=tmp_path / "server")
+        yield proc
+        proc.stop()
+    else:
+        with fresh_postgres_database() as url:
+            proc = ServerProcess(data_dir=tmp_path / "server", database_url=url)
+            yield proc
+            proc.stop()
+
+
+def stored(server, run_ids) -> int:
+    total = 0
+    with server.client() as client:
+        for run_id in run_ids:
+            r = client.get(f"/api/v1/runs/{run_id}/series",
+                           params={"key": "loss", "max_points": 3})
+            if r.status_code == 200:
+                total += r.json()["series"][0]["count"]
+    return total
+
+
+def test_two_sigkills_mid_stream_lose_and_duplicate_nothing(killable_server, spool_dir):
+    server = killable_server.start()
+    runs = [trainer_client.init(f"fault-{i}", server=server.url, flush_interval=0.05)
+            for i in range(CLIENTS)]
+    run_ids = [r.id for r in runs]
+
+    def train(run):
+        for step in range(STEPS):  # as fast as Python goes: batches of 2,000 steps
+            run.log(step=step, loss=step / STEPS, other=1.0)
+
+    threads = [threading.Thread(target=train, args=(r,)) for r in runs]
+    for t in threads:
+        t.start()
+    for target in (STEPS // 2, STEPS):  # kill once a quarter, then half, of it is stored
+        try:
+            wait_until(lambda t=target: stored(server, run_ids) >= t, timeout=120,
+                       what=f"{target} points stored")
+        except (AssertionError, OSError):
+            pass  # the clients may be between batches: kill anyway
+        server.kill()
+        server.start()
+    for t in threads:
+        t.join()
+    for run in runs:
+        run.finish(timeout=180)
+    with server.client() as client:
+        for run_id in run_ids:
+            for key in ("loss", "other"):
+                data = series(client, run_id, key, max_points=100_000)
+                assert data["count"] == STEPS, (run_id, key, data["count"])
+                assert data["steps"] == list(range(STEPS))
+            assert client.get(f"/api/v1/runs/{run_id}").json()["status"] == "finished"
+    assert not any(spool_dir.glob("*/*.msg"))  # nothing left behind on disk
