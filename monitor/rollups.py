@@ -116,7 +116,9 @@ def _upsert_statement(dialect: str, source: Table | None = None):
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(rollups)
     if source is not None:
-        stmt = stmt.from_select(list(COLUMNS), select(*[source.c[c] for c in COLUMNS]))
+        # in key order: concurrent upserts lock shared buckets in the same order
+        stmt = stmt.from_select(list(COLUMNS), select(*[source.c[c] for c in COLUMNS]).order_by(
+            source.c.series_id, source.c.level, source.c.bucket))
     new, old = stmt.excluded, rollups.c
     take_min = or_(old.min_value.is_(None),
                    and_(new.min_value.is_not(None), new.min_value < old.min_value))

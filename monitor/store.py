@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from monitor import rollups
 from monitor.models import Alert, AlertEvent, IngestedBatch, Point, Run, Sample, Series, utcnow
 from monitor.rules.config import validate_overrides
-from monitor.rules.engine import evaluate_on_ingest, resolve_stalled
+from monitor.rules.engine import evaluate_on_ingest, lock_run, resolve_stalled
 from monitor.schemas import PointsBatch, RunCreate
 
 FLOAT_MAX = sys.float_info.max
@@ -172,8 +172,12 @@ def _touch_run(*, session: Session, run_id: str, last_step: int | None) -> None:
 
 def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
                   max_series: int | None = None) -> tuple[int, bool]:
-    """Store a columnar batch in one transaction; returns (points stored, was it a duplicate)."""
+    """Store a columnar batch in one transaction; returns (points stored, was it a duplicate).
+
+    On PostgreSQL the run's row is locked first: batches of one run (through any replica)
+    are stored and evaluated one at a time, and always take their locks in the same order."""
     get_run(session=session, run_id=run_id)
+    lock_run(session, run_id)
     n_points = sum(len(cols.steps) for cols in batch.series.values())
     if not _claim_batch(session=session, run_id=run_id, batch_id=batch.batch_id, kind="points",
                         n_points=n_points):

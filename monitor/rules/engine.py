@@ -56,9 +56,12 @@ def _number(value: float) -> float | None:
 
 
 def lock_run(session: Session, run_id: str) -> Run | None:
+    """The run's row, locked on PostgreSQL until the transaction ends: FOR NO KEY UPDATE,
+    which serialises the run's writers and evaluations but not the foreign-key checks of rows
+    that point at the run (those take KEY SHARE; FOR UPDATE would deadlock with them)."""
     query = select(Run).where(Run.id == run_id)
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     return session.scalars(query.execution_options(populate_existing=True)).first()
 
 
