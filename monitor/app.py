@@ -8,12 +8,13 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, OperationalError
 
 from monitor import __version__, metrics, migrate, store
+from monitor.api.deps import authorize
 from monitor.api.routes import (
     alerts,
     health,
@@ -23,6 +24,7 @@ from monitor.api.routes import (
     runs,
     samples,
     series,
+    session,
     webhooks,
 )
 from monitor.db import make_engine, make_sessionmaker
@@ -64,8 +66,12 @@ ERROR_RESPONSES = {
 
 
 def api_router() -> APIRouter:
-    api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
-    for module in (health, runs, points, series, samples, alerts, rules, webhooks, live):
+    api = APIRouter(prefix="/api/v1", responses={
+        **ERROR_RESPONSES, 401: {"model": ErrorPublic, "description": "No valid token"},
+        403: {"model": ErrorPublic, "description": "The token may not do this"}},
+        dependencies=[Depends(authorize)])
+    for module in (health, session, runs, points, series, samples, alerts, rules,
+                   webhooks, live):
         api.include_router(module.router)
     return api
 
@@ -164,6 +170,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/compare", include_in_schema=False)
     def _compare_page() -> FileResponse:
         return FileResponse(static / "compare.html")
+
+    @app.get("/login", include_in_schema=False)
+    def _login_page() -> FileResponse:
+        return FileResponse(static / "login.html")
 
     @app.get("/webhooks", include_in_schema=False)
     def _webhooks_page() -> FileResponse:

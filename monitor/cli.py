@@ -86,6 +86,60 @@ def _run_trainer(module: str, args: list[str]) -> int:
         return 130
 
 
+def _database_settings(args: argparse.Namespace):
+    from monitor.settings import Settings
+
+    overrides = {k: v for k, v in (("data_dir", args.data_dir),
+                                   ("database_url", args.database_url)) if v is not None}
+    return Settings(**overrides)
+
+
+def _token(args: argparse.Namespace) -> int:
+    """Tokens are made on the server's machine, against its database: no token needed to make
+    the first one."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor import auth, migrate
+    from monitor.db import make_engine, make_sessionmaker
+
+    engine = make_engine(_database_settings(args).resolved_database_url())
+    try:
+        migrate.upgrade(engine)
+        with make_sessionmaker(engine)() as session:
+            if args.action == "create":
+                try:
+                    row, token = auth.create_token(session, project=args.project or "",
+                                                   scope=args.scope, name=args.name or "")
+                except ValueError as exc:
+                    print(f"ganwatch: error: {exc}", file=sys.stderr)
+                    return 2
+                print(token)
+                print(f"ganwatch: token {row.id} ({row.scope}, project {row.project}): shown "
+                      "once; the server keeps only its hash", file=sys.stderr)
+            elif args.action == "list":
+                rows = auth.list_tokens(session)
+                print(f"{'id':>4s}  {'scope':7s} {'project':20s} {'name':20s} "
+                      f"{'created':20s} {'last used':20s} revoked")
+                for r in rows:
+                    fmt = (lambda d: d.strftime("%Y-%m-%d %H:%M:%S") if d else "-")  # noqa: E731
+                    print(f"{r.id:>4d}  {r.scope:7s} {r.project:20s} {r.name or '-':20s} "
+                          f"{fmt(r.created_at):20s} {fmt(r.last_used_at):20s} "
+                          f"{fmt(r.revoked_at)}")
+            else:
+                row = auth.revoke_token(session, args.id)
+                if row is None:
+                    print(f"ganwatch: error: no token {args.id}", file=sys.stderr)
+                    return 1
+                print(f"ganwatch: token {row.id} revoked")
+    except SQLAlchemyError as exc:
+        print(f"ganwatch: error: {engine.url.render_as_string()}: {str(exc).splitlines()[0]}",
+              file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
 def _migrate(args: argparse.Namespace) -> int:
     """What the server does at start, alone: for a deployment's migration step."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -126,6 +180,21 @@ def main(argv: list[str] | None = None) -> int:
     mig.add_argument("--data-dir", help="where the SQLite file lives (default .ganwatch)")
     mig.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db")
     mig.set_defaults(func=_migrate)
+
+    token = sub.add_parser("token", help="API tokens: create, list, revoke (on the server's "
+                                         "machine, against its database)")
+    token_sub = token.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    create = token_sub.add_parser("create", help="make a token; it is printed once")
+    create.add_argument("--scope", choices=("ingest", "read", "admin"), required=True)
+    create.add_argument("--project", help="the project it may use (ingest and read tokens)")
+    create.add_argument("--name", help="a note: who or what it is for")
+    token_sub.add_parser("list", help="the tokens (never the tokens themselves)")
+    revoke = token_sub.add_parser("revoke", help="revoke a token at once")
+    revoke.add_argument("id", type=int)
+    for p in (create, revoke, token_sub.choices["list"]):
+        p.add_argument("--data-dir", help="where the SQLite file lives (default .ganwatch)")
+        p.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db")
+    token.set_defaults(func=_token)
 
     demo = sub.add_parser("demo", help="start a server and stream a short GAN training to it")
     demo.add_argument("--port", type=int, default=8765)

@@ -56,6 +56,8 @@ class Run(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
+    # Whose run: tokens are per project (monitor/auth.py); "default" on an open server.
+    project: Mapped[str] = mapped_column(String(100), default="default", index=True)
     config: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="running")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -244,3 +246,18 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[float] = mapped_column(Double, default=0.0)
+
+
+class ApiToken(Base):
+    """An API token: ``gw_<id>_<secret>``; only a SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    project: Mapped[str] = mapped_column(String(100))  # "*" for admin tokens: every project
+    scope: Mapped[str] = mapped_column(String(16))  # ingest | read | admin
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

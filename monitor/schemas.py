@@ -24,6 +24,9 @@ class RunCreate(BaseModel):
 
     id: RunId | None = Field(None, description="Client-made run id; an existing id resumes it.")
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    project: Annotated[str, StringConstraints(
+        min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] | None = Field(
+        None, description="The run's project (default: the token's, or \"default\")")
     config: dict[str, Any] = Field(default_factory=dict)
     resume: bool = Field(
         False, description="Without an id: resume the newest run with this name, if there is one."
@@ -48,6 +51,7 @@ class RunCreate(BaseModel):
 class RunPublic(BaseModel):
     id: str
     name: str
+    project: str = "default"
     config: dict[str, Any]
     status: str
     created_at: datetime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +13,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GANWATCH_", extra="ignore")
 
     host: str = "127.0.0.1"
+    # open | required | auto (open on a loopback address, required otherwise): monitor/auth.py
+    auth: Literal["auto", "open", "required"] = "auto"
     port: int = Field(8765, ge=0, le=65535)
     data_dir: Path = Path(".ganwatch")
     # Empty means "SQLite file under data_dir"; any SQLAlchemy URL otherwise.

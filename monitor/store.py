@@ -54,14 +54,16 @@ def get_run(*, session: Session, run_id: str) -> Run:
     return run
 
 
-def create_or_resume_run(*, session: Session, run_create: RunCreate) -> tuple[Run, bool]:
+def create_or_resume_run(*, session: Session, run_create: RunCreate,
+                         project: str = "default") -> tuple[Run, bool]:
     """Create a run, or return the existing one (by id, or by name with resume); True if created."""
     existing = None
     if run_create.id is not None:
         existing = session.get(Run, run_create.id)
     elif run_create.resume:
         existing = session.scalars(
-            select(Run).where(Run.name == run_create.name).order_by(Run.created_at.desc()).limit(1)
+            select(Run).where(Run.name == run_create.name, Run.project == project)
+            .order_by(Run.created_at.desc()).limit(1)
         ).first()
     if existing is not None:
         # A resumed run keeps its settings; those the client sends now are merged on top.
@@ -71,7 +73,8 @@ def create_or_resume_run(*, session: Session, run_create: RunCreate) -> tuple[Ru
             session.commit()
         return existing, False
     overrides, silenced = validate_overrides(run_create.rules)
-    run = Run(id=run_create.id or new_run_id(), name=run_create.name, config=run_create.config,
+    run = Run(id=run_create.id or new_run_id(), name=run_create.name, project=project,
+              config=run_create.config,
               status="running", rules=overrides, silenced=silenced,
               checkin_interval=run_create.checkin_interval)
     session.add(run)
@@ -95,11 +98,14 @@ def finish_run(*, session: Session, run_id: str) -> Run:
     return run
 
 
-def list_runs(*, session: Session, name: str | None, limit: int,
-              offset: int) -> tuple[list[Run], int]:
-    """Runs, newest first, optionally only those with a given name."""
+def list_runs(*, session: Session, name: str | None, limit: int, offset: int,
+              project: str | None = None) -> tuple[list[Run], int]:
+    """Runs, newest first, optionally only those with a given name (or in a project)."""
     query = select(Run)
     count_query = select(func.count()).select_from(Run)
+    if project is not None:
+        query = query.where(Run.project == project)
+        count_query = count_query.where(Run.project == project)
     if name is not None:
         query = query.where(Run.name == name)
         count_query = count_query.where(Run.name == name)
@@ -370,10 +376,13 @@ def run_health(*, session: Session, run_ids: list[str]) -> dict[str, tuple[str, 
 
 
 def list_alerts(*, session: Session, run_id: str | None, status: str | None,
-                rule: str | None, limit: int, offset: int) -> tuple[list[Alert], int]:
+                rule: str | None, limit: int, offset: int,
+                project: str | None = None) -> tuple[list[Alert], int]:
     """Alerts, newest first. ``status`` is one of ALERT_STATUSES, ``open`` (pending or
     firing), or a comma-separated list of them."""
     where = []
+    if project is not None:
+        where.append(Alert.run_id.in_(select(Run.id).where(Run.project == project)))
     if run_id is not None:
         get_run(session=session, run_id=run_id)
         where.append(Alert.run_id == run_id)
@@ -415,9 +424,11 @@ def ack_alert(*, session: Session, alert_id: int, by: str | None) -> Alert:
 
 
 def list_alert_events(*, session: Session, run_id: str | None, after_id: int,
-                      limit: int) -> list[AlertEvent]:
+                      limit: int, project: str | None = None) -> list[AlertEvent]:
     """Notifications (firing, escalated, resolved) in the order they happened."""
     where = [AlertEvent.id > after_id]
+    if project is not None:
+        where.append(AlertEvent.run_id.in_(select(Run.id).where(Run.project == project)))
     if run_id is not None:
         get_run(session=session, run_id=run_id)
         where.append(AlertEvent.run_id == run_id)

@@ -15,6 +15,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import ROOT, ServerProcess, wait_until
 from PIL import Image
@@ -331,3 +332,41 @@ def test_an_alert_leads_to_its_samples_and_its_rule_can_be_silenced(page, dash_s
     page.wait_for_selector("#silenced .silenced", state="detached")
     with dash_server.client() as api:
         assert api.get(f"/api/v1/runs/{run_id}/rules").json()["silenced"] == []
+
+
+def test_a_locked_server_sends_the_browser_to_sign_in_and_back(browser, tmp_path):
+    import subprocess
+    import sys
+
+    server = ServerProcess(data_dir=tmp_path / "locked",
+                           env={"GANWATCH_AUTH": "required"}).start()
+    context = browser.new_context()
+    try:
+        def token(scope, project):
+            done = subprocess.run([sys.executable, "-m", "monitor", "token", "create", "--scope",
+                                   scope, "--project", project, "--data-dir",
+                                   str(server.data_dir)], capture_output=True, text=True,
+                                  timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done.stdout.strip()
+
+        writer = token("ingest", "vision")
+        with httpx.Client(base_url=server.url,
+                          headers={"Authorization": f"Bearer {writer}"}) as api:
+            run_id = new_run(api, "locked-run")
+            post_points(api, run_id, {"d_loss": ([0, 1, 2], [1.0, 0.9, 0.8])})
+        page = context.new_page()
+        page.goto(f"{server.url}/runs/{run_id}")
+        page.wait_for_url("**/login?next=*")
+        page.fill("#token", "gw_1_wrong")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#login-error:not([hidden])")
+        page.fill("#token", token("read", "vision"))
+        page.click("button[type=submit]")
+        page.wait_for_url(f"**/runs/{run_id}")
+        page.wait_for_selector("body[data-ready=true]", state="attached", timeout=30_000)
+        assert trace_lengths(page, "Losses") == {"d_loss": 3}
+        page.wait_for_selector("#live-status.live-on")  # the live stream got in with the cookie
+    finally:
+        context.close()
+        server.stop()

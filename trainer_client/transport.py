@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 import socket
 
 import httpx
@@ -20,12 +21,16 @@ class Outcome(enum.Enum):
 
 class Transport:
     def __init__(self, base_url: str, *, timeout: float = 10.0, connect_timeout: float = 2.0,
-                 headers: dict | None = None) -> None:
+                 headers: dict | None = None, token: str | None = None) -> None:
+        headers = dict(headers or {})
+        token = token or os.environ.get("GANWATCH_TOKEN")
+        if token:  # a server that needs one (GANWATCH_AUTH=required): `ganwatch token create`
+            headers["Authorization"] = f"Bearer {token}"
         # Without TCP_NODELAY, small requests can wait ~40 ms on delayed ACKs.
         transport = httpx.HTTPTransport(
             retries=0, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self.client = httpx.Client(
-            base_url=base_url.rstrip("/"), transport=transport, headers=headers or {},
+            base_url=base_url.rstrip("/"), transport=transport, headers=headers,
             timeout=httpx.Timeout(timeout, connect=connect_timeout))
 
     def send(self, message: Message) -> tuple[Outcome, str]:

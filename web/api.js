@@ -1,7 +1,13 @@
 // Small helpers shared by the pages. Every user-supplied string goes into the page through
 // textContent (el() below), never through innerHTML.
+// A server that needs a token answers 401: the sign-in page asks for one, then comes back.
+function signIn() {
+  location.href = `/login?next=${encodeURIComponent(location.pathname + location.search + location.hash)}`;
+}
+
 export async function getJSON(url) {
   const response = await fetch(url);
+  if (response.status === 401) signIn();
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response.json();
 }
@@ -12,6 +18,7 @@ export async function sendJSON(method, url, body) {
     headers: { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  if (response.status === 401) signIn();
   if (!response.ok) {
     let detail = `HTTP ${response.status}`;
     try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }

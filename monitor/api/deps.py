@@ -21,4 +21,23 @@ def get_settings(request: Request) -> Settings:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+OPEN_PATHS = ("/api/v1/health", "/api/v1/session")
+
+
+def authorize(request: Request, session: SessionDep) -> None:
+    """Every API route's gate (monitor/auth.py): sets ``request.state.principal``."""
+    from monitor.auth import OPEN, principal_for
+
+    if request.url.path in OPEN_PATHS:
+        request.state.principal = OPEN if request.url.path != "/api/v1/session" else None
+        return
+    request.state.principal = principal_for(request, session)
+
+
+def get_principal(request: Request):
+    return request.state.principal
+
+
+PrincipalDep = Annotated[object, Depends(get_principal)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

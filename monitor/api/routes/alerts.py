@@ -3,7 +3,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from monitor import store
-from monitor.api.deps import SessionDep
+from monitor.api.deps import PrincipalDep, SessionDep
+from monitor.auth import ALL_PROJECTS
 from monitor.models import Alert
 from monitor.schemas import (
     INT64_MAX,
@@ -17,6 +18,10 @@ from monitor.schemas import (
 router = APIRouter(tags=["alerts"])
 
 
+def _project(principal) -> str | None:
+    return None if principal.project == ALL_PROJECTS else principal.project
+
+
 def alert_public(alert: Alert) -> AlertPublic:
     return AlertPublic.model_validate(
         {c: getattr(alert, c) for c in AlertPublic.model_fields if c != "url"}
@@ -26,6 +31,7 @@ def alert_public(alert: Alert) -> AlertPublic:
 @router.get("/alerts", response_model=AlertsPublic)
 def list_alerts(
     session: SessionDep,
+    principal: PrincipalDep,
     run_id: str | None = None,
     status: Annotated[str | None, Query(description="open, pending, firing, resolved, or a "
                                                     "comma-separated list")] = None,
@@ -35,7 +41,7 @@ def list_alerts(
 ) -> AlertsPublic:
     """Alerts, newest first, with their evidence and the recommended action."""
     alerts, count = store.list_alerts(session=session, run_id=run_id, status=status, rule=rule,
-                                      limit=limit, offset=offset)
+                                      limit=limit, offset=offset, project=_project(principal))
     return AlertsPublic(data=[alert_public(a) for a in alerts], count=count)
 
 
@@ -54,13 +60,14 @@ def ack_alert(session: SessionDep, alert_id: int, body: AlertAck | None = None) 
 @router.get("/alert-events", response_model=AlertEventsPublic)
 def list_alert_events(
     session: SessionDep,
+    principal: PrincipalDep,
     run_id: str | None = None,
     after_id: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertEventsPublic:
     """Notifications, oldest first: one per firing, escalation and resolution."""
     events = store.list_alert_events(session=session, run_id=run_id, after_id=after_id,
-                                     limit=limit)
+                                     limit=limit, project=_project(principal))
     return AlertEventsPublic(
         data=[AlertEventPublic.model_validate(e, from_attributes=True) for e in events],
         count=len(events))

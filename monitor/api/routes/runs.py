@@ -3,7 +3,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from monitor import store
-from monitor.api.deps import SessionDep
+from monitor.api.deps import PrincipalDep, SessionDep
+from monitor.auth import ALL_PROJECTS, forbidden
 from monitor.models import Run
 from monitor.schemas import RunCreate, RunPublic, RunsPublic
 
@@ -13,7 +14,7 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 def run_public(run: Run, keys: list[str], health: tuple[str, int, bool]) -> RunPublic:
     level, open_alerts, stalled = health
     return RunPublic(
-        id=run.id, name=run.name, config=run.config or {},
+        id=run.id, name=run.name, project=run.project, config=run.config or {},
         status="stalled" if stalled and run.status == "running" else run.status,
         created_at=run.created_at, updated_at=run.updated_at, finished_at=run.finished_at,
         last_step=run.last_step, series_keys=keys, url=f"/runs/{run.id}", health=level,
@@ -29,9 +30,21 @@ def one_run(session, run: Run) -> RunPublic:
 
 @router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
              responses={200: {"model": RunPublic, "description": "An existing run, resumed"}})
-def create_run(session: SessionDep, run_create: RunCreate, response: Response) -> RunPublic:
-    """Create a run, or resume one: by its id, or (with `resume`) the newest run of that name."""
-    run, created = store.create_or_resume_run(session=session, run_create=run_create)
+def create_run(session: SessionDep, principal: PrincipalDep, run_create: RunCreate,
+               response: Response) -> RunPublic:
+    """Create a run, or resume one: by its id, or (with `resume`) the newest run of that name.
+    The run belongs to the token's project (an open server or an admin token: `project`, by
+    default "default")."""
+    project = run_create.project or "default"
+    if principal.project != ALL_PROJECTS:
+        if run_create.project not in (None, principal.project):
+            raise forbidden(f"this token writes to project {principal.project!r}, not "
+                            f"{run_create.project!r}")
+        project = principal.project
+    run, created = store.create_or_resume_run(session=session, run_create=run_create,
+                                              project=project)
+    if not created and run.project != project:
+        raise forbidden(f"run {run.id!r} belongs to another project than {project!r}")
     if not created:
         response.status_code = status.HTTP_200_OK
     return one_run(session, run)
@@ -40,12 +53,15 @@ def create_run(session: SessionDep, run_create: RunCreate, response: Response) -
 @router.get("", response_model=RunsPublic)
 def list_runs(
     session: SessionDep,
+    principal: PrincipalDep,
     name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunsPublic:
     """Runs, newest first."""
-    runs, count = store.list_runs(session=session, name=name, limit=limit, offset=offset)
+    runs, count = store.list_runs(session=session, name=name, limit=limit, offset=offset,
+                                  project=None if principal.project == ALL_PROJECTS
+                                  else principal.project)
     ids = [r.id for r in runs]
     keys = store.series_keys(session=session, run_ids=ids)
     health = store.run_health(session=session, run_ids=ids)
