@@ -19,6 +19,7 @@ database itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import statistics
@@ -95,7 +96,9 @@ def client(url: str, run_id: str, warmup: bytes, bodies: list[bytes], start: thr
                 return
 
 
-def measure(url: str, clients: int, requests: int, series: int, steps: int) -> dict:
+def measure(urls: list[str], clients: int, requests: int, series: int, steps: int) -> dict:
+    """Client i posts to replica i mod len(urls) (a round-robin load balancer)."""
+    url = urls[0]
     with httpx.Client(base_url=url, timeout=30) as http:
         run_ids = []
         for _ in range(clients):
@@ -109,7 +112,8 @@ def measure(url: str, clients: int, requests: int, series: int, steps: int) -> d
     errors: list[str] = []
     barrier = threading.Barrier(clients + 1)
     threads = [threading.Thread(target=client, daemon=True,
-                                args=(url, run_ids[i], work[i][-1], work[i][:-1], barrier,
+                                args=(urls[i % len(urls)], run_ids[i], work[i][-1],
+                                      work[i][:-1], barrier,
                                       latencies, errors))
                for i in range(clients)]
     for t in threads:
@@ -148,6 +152,8 @@ def main() -> None:
                         help="SQLAlchemy URL of another database, e.g. "
                              "postgresql://postgres@127.0.0.1:5432/test (default: SQLite in a "
                              "temporary directory)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="server processes on the one database, clients spread over them")
     parser.add_argument("--in-place", action="store_true",
                         help="measure in the --database-url database itself instead of a "
                              "fresh scratch database beside it")
@@ -165,12 +171,17 @@ def main() -> None:
           f"per gzip request, {args.requests} timed requests per client; "
           f"target >= {TARGET:,} points/s")
     with scratch_database(args.database_url, args.in_place) as database_url, \
-            running_server(database_url) as url:
+            contextlib.ExitStack() as servers:
+        if args.replicas > 1 and not database_url:
+            parser.error("--replicas needs a --database-url (replicas share one database)")
+        urls = [servers.enter_context(running_server(database_url))
+                for _ in range(max(1, args.replicas))]
+        print(f"{len(urls)} server process(es) on the database")
         if database_url != args.database_url:
             print(f"(a fresh database for this run: {database_url.rsplit('/', 1)[-1]}, "
                   "dropped at the end)")
         for clients in counts:
-            r = measure(url, clients, args.requests, args.series, args.steps)
+            r = measure(urls, clients, args.requests, args.series, args.steps)
             ok = "meets" if r["points_s"] >= TARGET else "MISSES"
             print(f"{clients} client(s): {r['points_s']:>10,.0f} points/s ({ok} target)  "
                   f"{r['requests_s']:6.1f} requests/s  latency p50 {r['p50_ms']:7.1f} ms  "
