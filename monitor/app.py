@@ -29,6 +29,7 @@ from monitor.api.routes import (
 )
 from monitor.db import make_engine, make_sessionmaker
 from monitor.gzip_request import GzipRequestMiddleware
+from monitor.notify import Listener
 from monitor.rules.engine import sweep_stalled
 from monitor.schemas import ErrorPublic
 from monitor.settings import Settings
@@ -103,10 +104,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine, settings.resolved_public_url())
         metrics.install(app.state.sessionmaker)
         log.info("ganwatch %s storing in %s", __version__, engine.url.render_as_string())
+        app.state.listener = Listener()
         worker = DeliveryWorker(app.state.sessionmaker, settings)
         install_handoff(app.state.sessionmaker, worker)  # this process's alerts go out at once
         tasks = [asyncio.create_task(_sweep_stalled_runs(app, settings.stall_check_interval)),
                  asyncio.create_task(worker.run_forever())]
+        if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+            conninfo = engine.url.set(drivername="postgresql").render_as_string(
+                hide_password=False)
+            tasks.append(asyncio.create_task(app.state.listener.run_forever(conninfo)))
         yield
         for task in tasks:
             task.cancel()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from monitor import rollups
 from monitor.models import Alert, AlertEvent, IngestedBatch, Point, Run, Sample, Series, utcnow
+from monitor.notify import notify_run
 from monitor.rules.config import validate_overrides
 from monitor.rules.engine import evaluate_on_ingest, lock_run, resolve_stalled
 from monitor.schemas import PointsBatch, RunCreate
@@ -208,6 +209,7 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
     _touch_run(session=session, run_id=run_id, last_step=last_step)
     steps = {s for cols in batch.series.values() for s in cols.steps}
     evaluate_on_ingest(session, run_id=run_id, steps=list(steps))
+    notify_run(session, run_id)  # live streams on every replica, at commit
     session.commit()
     return n_points, False
 
@@ -324,6 +326,7 @@ def add_sample(*, session: Session, run_id: str, key: str, step: int, wall_time:
                     height=height, png=png)
     session.add(sample)
     _touch_run(session=session, run_id=run_id, last_step=None)
+    notify_run(session, run_id)
     session.commit()
     return sample, False
 

@@ -93,3 +93,44 @@ def test_a_live_stream_on_one_replica_sees_what_the_other_ingested(replicas):
     events = read_events(b, run_id, "points", headers={"Last-Event-ID": hello["id"]})
     assert events[-1]["data"]["series"] == {"d_loss": {"steps": [0, 1, 2],
                                                        "values": [0.5, 0.6, 0.7]}}
+
+
+def test_postgres_notify_wakes_a_stream_on_the_other_replica_at_once(tmp_path):
+    """With polling all but off (every 60 s), points ingested through replica A reach a stream
+    on replica B within seconds: B was woken by A's NOTIFY."""
+    import json
+
+    import httpx
+
+    env = {"GANWATCH_LIVE_POLL_INTERVAL": "60"}
+    with fresh_postgres_database() as url:
+        a = ServerProcess(data_dir=tmp_path / "a", database_url=url, env=env).start()
+        b = ServerProcess(data_dir=tmp_path / "b", database_url=url, env=env).start()
+        try:
+            with a.client() as api_a:
+                run_id = api_a.post("/api/v1/runs", json={"name": "notified"}).json()["id"]
+            # a read timeout of 5 s: a stream that waited for its next poll (60 s, or a 10 s
+            # keepalive) would fail here
+            with httpx.Client(base_url=b.url, timeout=httpx.Timeout(5.0)) as client, \
+                    client.stream("GET", f"/api/v1/runs/{run_id}/events") as stream:
+                lines = stream.iter_lines()
+                event = None
+                for line in lines:  # bounded by the read timeout
+                    if line.startswith("event: hello"):
+                        break
+                with a.client() as api_a:
+                    api_a.post(f"/api/v1/runs/{run_id}/points",
+                               json=batch([5, 6], [0.25, 0.5])).raise_for_status()
+                for line in lines:
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "points":
+                        data = json.loads(line[6:])
+                        assert data["series"] == {"d_loss": {"steps": [5, 6],
+                                                             "values": [0.25, 0.5]}}
+                        break
+                else:
+                    raise AssertionError("the stream ended without the points")
+        finally:
+            a.stop()
+            b.stop()

@@ -6,7 +6,9 @@ ingested, and it resumes where it left off: every event carries an id ``P.S.A`` 
 sample and alert ids it has seen), which the browser's ``EventSource`` sends back as
 ``Last-Event-ID`` when it reconnects, after a network error or a server restart. A stream ends
 after ``live_stream_seconds`` (the browser reconnects at once, resuming), so no request is
-held forever and a server can shut down promptly.
+held forever and a server can shut down promptly. On PostgreSQL a stream is woken at once by
+the NOTIFY that any replica's ingest sends (monitor/notify.py); it also polls every
+``live_poll_interval``, the only mechanism on SQLite.
 
 Events:
 
@@ -25,8 +27,10 @@ Events:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+import time
 from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, Header, Query, Request
@@ -197,7 +201,7 @@ async def run_events(
     feed = RunFeed(run_id, start)
     sessions = request.app.state.sessionmaker
     interval = settings.live_poll_interval
-    polls = max(1, int(settings.live_stream_seconds / interval))
+    rounds = int(settings.live_stream_seconds * 100) + 10  # at most ~100 polls a second
 
     def poll() -> list[tuple[str, dict]]:
         with sessions() as s:
@@ -210,13 +214,18 @@ async def run_events(
                 yield chunk
         finally:
             metrics.LIVE_STREAMS.dec()
+            listener.unsubscribe(run_id, wake)
+
+    listener = request.app.state.listener
+    wake = listener.subscribe(run_id)
 
     async def events():
         yield b"retry: 1000\n\n"
         yield sse("hello", {"cursor": str(feed.cursor)}, str(feed.cursor))
-        quiet = 0.0
-        for _ in range(polls):  # bounded: the browser reconnects and resumes
-            if await request.is_disconnected():
+        deadline = time.monotonic() + settings.live_stream_seconds
+        last_sent = time.monotonic()
+        for _ in range(rounds):  # bounded; a stream ends at its deadline and the browser
+            if await request.is_disconnected():  # reconnects, resuming from its cursor
                 return
             try:
                 events = await asyncio.to_thread(poll)
@@ -224,11 +233,20 @@ async def run_events(
                 events = []
             for name, data in events:
                 yield sse(name, data, str(feed.cursor))
-            quiet = 0.0 if events else quiet + interval
-            if quiet >= KEEPALIVE_SECONDS:
-                quiet = 0.0
+            now = time.monotonic()
+            if events:
+                last_sent = now
+            elif now - last_sent >= KEEPALIVE_SECONDS:
                 yield b": keepalive\n\n"
-            await asyncio.sleep(interval)
+                last_sent = now
+            if now >= deadline:
+                return
+            # woken at once by a NOTIFY from whichever replica stored something (PostgreSQL),
+            # or polling after `interval` (SQLite, or notifications lost)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=min(
+                    interval, deadline - now, KEEPALIVE_SECONDS))
+            wake.clear()
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
