@@ -108,6 +108,8 @@ def aggregate(points: Iterable[tuple[int, int, float | None, float]]) -> dict[tu
 
 COLUMNS = ("series_id", "level", "bucket", "n", "nonfinite", "min_value", "min_step",
            "min_wall", "max_value", "max_step", "max_wall")
+COLUMN_TYPES = ["int8", "int4", "int8", "int8", "int8", "float8", "int8", "float8", "float8",
+                "int8", "float8"]
 
 
 def _upsert_statement(dialect: str, source: Table | None = None):
@@ -165,16 +167,17 @@ def upsert(session: Session, aggregates: dict[tuple, list]) -> None:
     session.execute(text(
         f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGING.name} (LIKE point_rollups) "
         "ON COMMIT DELETE ROWS"))
-    copy_rows(session, _PG_STAGING.name, COLUMNS, rows)
+    copy_rows(session, _PG_STAGING.name, COLUMNS, rows, COLUMN_TYPES)
     session.execute(_upsert_statement("postgresql", _PG_STAGING))
     session.execute(text(f"DELETE FROM {_PG_STAGING.name}"))
 
 
-def copy_rows(session: Session, table: str, columns, rows) -> None:
-    """PostgreSQL's COPY FROM STDIN, in the session's transaction (psycopg 3)."""
+def copy_rows(session: Session, table: str, columns, rows, types: list[str]) -> None:
+    """PostgreSQL's binary COPY FROM STDIN, in the session's transaction (psycopg 3)."""
     driver = session.connection().connection.driver_connection
     with driver.cursor() as cursor, cursor.copy(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 

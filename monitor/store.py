@@ -17,7 +17,7 @@ from monitor import rollups
 from monitor.models import Alert, AlertEvent, IngestedBatch, Point, Run, Sample, Series, utcnow
 from monitor.notify import notify_run
 from monitor.rules.config import validate_overrides
-from monitor.rules.engine import evaluate_on_ingest, lock_run, resolve_stalled
+from monitor.rules.engine import Fresh, evaluate_on_ingest, lock_run, resolve_stalled
 from monitor.schemas import PointsBatch, RunCreate
 
 FLOAT_MAX = sys.float_info.max
@@ -184,7 +184,8 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
     On PostgreSQL the run's row is locked first: batches of one run (through any replica)
     are stored and evaluated one at a time, and always take their locks in the same order."""
     get_run(session=session, run_id=run_id)
-    lock_run(session, run_id)
+    run = lock_run(session, run_id)
+    stored_up_to = run.last_step if run is not None else None
     n_points = sum(len(cols.steps) for cols in batch.series.values())
     if not _claim_batch(session=session, run_id=run_id, batch_id=batch.batch_id, kind="points",
                         n_points=n_points):
@@ -208,7 +209,13 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
         rollups.upsert(session, rollups.aggregate(rows))
     _touch_run(session=session, run_id=run_id, last_step=last_step)
     steps = {s for cols in batch.series.values() for s in cols.steps}
-    evaluate_on_ingest(session, run_id=run_id, steps=list(steps))
+    fresh = None
+    if steps and (stored_up_to is None or stored_up_to < min(steps)):
+        # in order (the usual case): evaluation takes this batch from memory
+        fresh = Fresh(lo=min(steps), series={
+            key: (cols.steps, [None if v != v else v for v in cols.values])
+            for key, cols in batch.series.items()})
+    evaluate_on_ingest(session, run_id=run_id, steps=list(steps), fresh=fresh)
     notify_run(session, run_id)  # live streams on every replica, at commit
     session.commit()
     return n_points, False
@@ -223,7 +230,8 @@ def _insert_points(session: Session, rows: list[tuple]) -> None:
         return
     if session.get_bind().dialect.driver == "psycopg":
         # COPY: the fastest way in, several times SQLAlchemy's batched INSERTs
-        rollups.copy_rows(session, "points", ("series_id", "step", "value", "wall_time"), rows)
+        rollups.copy_rows(session, "points", ("series_id", "step", "value", "wall_time"), rows,
+                          ["int8", "int8", "float8", "float8"])
         return
     session.execute(insert(POINTS), [
         {"series_id": r[0], "step": r[1], "value": r[2], "wall_time": r[3]} for r in rows])

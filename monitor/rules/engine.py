@@ -17,6 +17,7 @@ import bisect
 import hashlib
 import logging
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -93,10 +94,15 @@ class Evaluator:
 
     # -- reading the window -------------------------------------------------------------------
 
-    def load(self, first: int, hi: int, short_lo: int) -> dict[str, SeriesView]:
+    def load(self, first: int, hi: int, short_lo: int,
+             fresh: Fresh | None = None) -> dict[str, SeriesView]:
         """Points of the run up to ``hi``: for each series a rule reads, the largest window of
         the rules that read it before ``first`` (the batch's first evaluated step); for the
-        rest, from ``short_lo`` (only the non-finite rule looks at them, at new steps)."""
+        rest, from ``short_lo`` (only the non-finite rule looks at them, at new steps).
+
+        ``fresh``: the batch being stored, when every point stored before it has a smaller
+        step than all of its own (the in-order case): the database is then read only below
+        the batch, and the batch's points come from memory instead of being read back."""
         spans: dict[str, int] = {}  # input key or prefix -> steps it is needed for
         for name in POINT_RULES:
             if name not in self.silenced:
@@ -114,20 +120,31 @@ class Evaluator:
             groups.setdefault(short_lo if span is None else min(short_lo, first - span),
                               []).append(sid)
         views: dict[str, tuple[list, list]] = {}
+        top = hi if fresh is None else min(hi, fresh.lo - 1)
         for start, sids in groups.items():
             rows = self.session.execute(
                 select(Point.series_id, Point.step, Point.value)
-                .where(Point.series_id.in_(sids), Point.step >= start, Point.step <= hi)
+                .where(Point.series_id.in_(sids), Point.step >= start, Point.step <= top)
                 .order_by(Point.series_id, Point.step, Point.id))
             for sid, step, value in rows:
                 steps, values = views.setdefault(ids[sid], ([], []))
                 steps.append(step)
                 values.append(math.nan if value is None else value)
+        if fresh is not None:
+            bounds = {ids[sid]: start for start, sids in groups.items() for sid in sids}
+            for key, (new_steps, new_values) in fresh.series.items():
+                if key not in bounds:
+                    continue
+                steps, values = views.setdefault(key, ([], []))
+                for step, value in sorted(zip(new_steps, new_values), key=lambda p: p[0]):
+                    if bounds[key] <= step <= hi:
+                        steps.append(step)
+                        values.append(math.nan if value is None else value)
         return {k: SeriesView(s, v) for k, (s, v) in views.items()}
 
     # -- evaluating ---------------------------------------------------------------------------
 
-    def on_points(self, steps: list[int]) -> None:
+    def on_points(self, steps: list[int], fresh: Fresh | None = None) -> None:
         done = self.run.evaluated_step if self.run.evaluated_step is not None else -1
         steps = sorted({s for s in steps if s > done})
         if not steps:
@@ -135,7 +152,7 @@ class Evaluator:
         active = [r for r in POINT_RULES if r not in self.silenced]
         todo = evaluation_steps(steps)
         series = self.load(todo[0], todo[-1],
-                           min(done, todo[0] - int(self.params["non_finite"]["window"])))
+                           min(done, todo[0] - int(self.params["non_finite"]["window"])), fresh)
         cadence = {name: self.cadence(name) for name in active}
         previous = done
         for t in todo:
@@ -244,7 +261,17 @@ class Evaluator:
             self.outbox.enqueue(event=event, alert=alert, run=self.run)  # same transaction
 
 
-def evaluate_on_ingest(session: Session, *, run_id: str, steps: list[int]) -> None:
+@dataclass
+class Fresh:
+    """A batch's own points, by key, for evaluation without reading them back: valid only when
+    every point stored before the batch has a step below ``lo``, the batch's smallest."""
+
+    lo: int
+    series: dict[str, tuple[list[int], list[float | None]]]
+
+
+def evaluate_on_ingest(session: Session, *, run_id: str, steps: list[int],
+                       fresh: Fresh | None = None) -> None:
     """Evaluate the run's rules at the batch's new steps, in the caller's transaction.
 
     A failing rule must never cost the batch: evaluation runs in a savepoint, and an error is
@@ -256,7 +283,7 @@ def evaluate_on_ingest(session: Session, *, run_id: str, steps: list[int]) -> No
         with session.begin_nested():
             run = lock_run(session, run_id)
             if run is not None:
-                Evaluator(session, run).on_points(steps)
+                Evaluator(session, run).on_points(steps, fresh)
     except Exception:
         log.exception("rule evaluation of run %s failed; the points are stored", run_id)
 
