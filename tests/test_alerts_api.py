@@ -157,3 +157,22 @@ def test_client_with_rules_the_server_refuses_still_streams_with_the_defaults(
     assert api.get(f"/api/v1/runs/{run.id}/rules").json()["overrides"] == {}
     err = capfd.readouterr().err
     assert "refused this run's rule settings" in err and "unknown rule 'mode_colapse'" in err
+
+
+def test_a_batch_overlapping_stored_steps_is_judged_with_the_stored_points(api):
+    """A resumed client re-sending steps it had sent (an overlap) is evaluated from the
+    database, stored points and new ones together, as an in-order batch is from memory: the
+    same alerts either way."""
+    fast = {"mode_collapse": {"window": 20, "warmup": 0, "for": 10, "clear_for": 20}}
+    ids = []
+    for overlap in (False, True):
+        run_id = api.post("/api/v1/runs", json={"name": f"overlap-{overlap}",
+                                                "rules": fast}).json()["id"]
+        ids.append(run_id)
+        values = [1.0] * 100 + [0.05] * 100  # collapse from step 100
+        post_points(api, run_id, "diversity/ratio", list(range(0, 120)), values[:120])
+        lo = 110 if overlap else 120  # the second batch re-sends steps 110-119, or does not
+        post_points(api, run_id, "diversity/ratio", list(range(lo, 200)), values[lo:])
+    found = [[(a["rule"], a["status"], a["started_step"]) for a in alerts_of(api, run_id)]
+             for run_id in ids]
+    assert found[0] == found[1] and found[0][0][:2] == ("mode_collapse", "firing")
