@@ -131,6 +131,37 @@ def server(request, tmp_path_factory):
     proc.stop()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """An empty database of the test's own: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ganwatch.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@contextmanager
+def own_server(database: str, tmp_path: Path, env: dict | None = None):
+    """A started server of the test's own (not shared), on "sqlite" or "postgresql"."""
+    if database == "sqlite":
+        proc = ServerProcess(data_dir=tmp_path / "server", env=env).start()
+        try:
+            yield proc
+        finally:
+            proc.stop()
+        return
+    with fresh_postgres_database() as url:
+        proc = ServerProcess(data_dir=tmp_path / "server", database_url=url, env=env).start()
+        try:
+            yield proc
+        finally:
+            proc.stop()
+
+
+BOTH_DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
 @pytest.fixture
 def api(server):
     with server.client() as client:

@@ -11,25 +11,16 @@ import uuid
 
 import httpx
 import pytest
-from conftest import ServerProcess, fresh_postgres_database, series
+from conftest import BOTH_DATABASES, ServerProcess, own_server, series
 
 import trainer_client
 
 
-@pytest.fixture(scope="module",
-                params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BOTH_DATABASES)
 def locked(request, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("auth")
-    env = {"GANWATCH_AUTH": "required"}
-    if request.param == "sqlite":
-        proc = ServerProcess(data_dir=data_dir, env=env).start()
+    with own_server(request.param, tmp_path_factory.mktemp("auth"),
+                    {"GANWATCH_AUTH": "required"}) as proc:
         yield proc
-        proc.stop()
-    else:
-        with fresh_postgres_database() as url:
-            proc = ServerProcess(data_dir=data_dir, database_url=url, env=env).start()
-            yield proc
-            proc.stop()
 
 
 def ganwatch(server, *argv) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import ServerProcess, fresh_postgres_database, series, wait_until
+from conftest import BOTH_DATABASES, own_server, series, wait_until
 
 import trainer_client
 
@@ -14,17 +14,10 @@ STEPS = 50_000
 CLIENTS = 4
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BOTH_DATABASES)
 def killable_server(request, tmp_path):
-    if request.param == "sqlite":
-        proc = ServerProcess(data_dir=tmp_path / "server")
+    with own_server(request.param, tmp_path) as proc:
         yield proc
-        proc.stop()
-    else:
-        with fresh_postgres_database() as url:
-            proc = ServerProcess(data_dir=tmp_path / "server", database_url=url)
-            yield proc
-            proc.stop()
 
 
 def stored(server, run_ids) -> int:
@@ -39,7 +32,7 @@ def stored(server, run_ids) -> int:
 
 
 def test_two_sigkills_mid_stream_lose_and_duplicate_nothing(killable_server, spool_dir):
-    server = killable_server.start()
+    server = killable_server
     runs = [trainer_client.init(f"fault-{i}", server=server.url, flush_interval=0.05)
             for i in range(CLIENTS)]
     run_ids = [r.id for r in runs]

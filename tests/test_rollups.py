@@ -6,9 +6,7 @@ from __future__ import annotations
 import math
 import random
 
-import pytest
 from alembic import command
-from conftest import fresh_postgres_database
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
@@ -45,15 +43,6 @@ def make_points(n=20_000, seed=3):
     for i in rng.sample(range(n), 30):
         values[i] = rng.choice([None, math.inf, -math.inf])
     return list(zip(steps, values))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'g.db'}"
-    else:
-        with fresh_postgres_database() as url:
-            yield url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 def insert_points(conn, points, sid=1):

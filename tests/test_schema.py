@@ -6,21 +6,11 @@ import sqlite3
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import fresh_postgres_database
 from sqlalchemy import inspect
 
 from monitor import migrate
 from monitor.db import make_engine
 from monitor.models import Base
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'schema.db'}"
-    else:
-        with fresh_postgres_database() as url:
-            yield url
 
 
 def test_migration_matches_the_models_and_is_idempotent(database_url):

@@ -10,26 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess, fresh_postgres_database
+from conftest import BOTH_DATABASES, own_server
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BOTH_DATABASES)
 def fuzzed_server(request, tmp_path):
     """A server of its own: generated webhooks may only point at loopback (the allow-list),
     so no alert the fuzzing raises is ever sent off this machine."""
     env = {"GANWATCH_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,::1,localhost"}
-    if request.param == "sqlite":
-        proc = ServerProcess(data_dir=tmp_path / "server", env=env).start()
+    with own_server(request.param, tmp_path, env) as proc:
         yield proc
-        proc.stop()
-    else:
-        with fresh_postgres_database() as url:
-            proc = ServerProcess(data_dir=tmp_path / "server", database_url=url,
-                                 env=env).start()
-            yield proc
-            proc.stop()
 
 
 def test_generated_requests_find_no_server_error_or_schema_violation(fuzzed_server, tmp_path):
