@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -244,29 +244,32 @@ def _series_id(*, session: Session, run_id: str, key: str) -> int:
     return sid
 
 
-_BUCKETED = text("""
-WITH b AS (
-    SELECT id, step, value, wall_time, ((step - :lo) * :nb) / :span AS bucket
-    FROM points
-    WHERE series_id = :sid AND step >= :lo AND step <= :hi
-),
-finite AS (
-    SELECT id, step, value, wall_time,
-           ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value ASC, step ASC, id ASC) AS rmin,
-           ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value DESC, step ASC, id ASC) AS rmax
-    FROM b
-    WHERE value IS NOT NULL AND value >= :neg_fmax AND value <= :fmax
-)
-SELECT id, step, value, wall_time FROM finite WHERE rmin = 1 OR rmax = 1
-UNION
-SELECT id, step, value, wall_time FROM b
-    WHERE value IS NULL OR value > :fmax OR value < :neg_fmax
-UNION
-SELECT * FROM (SELECT id, step, value, wall_time FROM b ORDER BY step ASC, id ASC LIMIT 1) AS f
-UNION
-SELECT * FROM (SELECT id, step, value, wall_time FROM b ORDER BY step DESC, id DESC LIMIT 1) AS l
-ORDER BY step, id
-""")
+def _bucketed(rows, lo: int, hi: int, n_buckets: int) -> list[tuple]:
+    """Even-split downsampling of (id, step, value, wall_time) rows in (step, id) order: each
+    bucket's smallest and largest finite point (the first in step order on ties), every
+    non-finite point, and the first and last points; as (step, value, wall_time)."""
+    span = hi - lo + 1
+    keep: dict[int, tuple] = {}
+    best: dict[int, list] = {}
+    for pid, step, value, wall in rows:
+        if value is None or not -FLOAT_MAX <= value <= FLOAT_MAX:
+            keep[pid] = (step, value, wall)
+            continue
+        b = (step - lo) * n_buckets // span
+        cur = best.get(b)
+        if cur is None:
+            best[b] = [pid, step, value, wall, pid, step, value, wall]
+            continue
+        if value < cur[2]:
+            cur[0:4] = pid, step, value, wall
+        if value > cur[6]:
+            cur[4:8] = pid, step, value, wall
+    for cur in best.values():
+        keep[cur[0]] = (cur[1], cur[2], cur[3])
+        keep[cur[4]] = (cur[5], cur[6], cur[7])
+    for pid, step, value, wall in (rows[0], rows[-1]) if rows else ():
+        keep[pid] = (step, value, wall)
+    return [keep[pid] for pid in sorted(keep, key=lambda pid: (keep[pid][0], pid))]
 
 
 def read_series(*, session: Session, run_id: str, key: str, max_points: int,
@@ -302,12 +305,11 @@ def read_series(*, session: Session, run_id: str, key: str, max_points: int,
     if rows is not None and count > max_points:
         downsampled = True
     elif count > max_points:
-        n_buckets = max(1, (max_points - 2) // 2)
-        rows = session.execute(_BUCKETED, {
-            "sid": sid, "lo": lo, "hi": hi, "nb": n_buckets, "span": hi - lo + 1,
-            "fmax": FLOAT_MAX, "neg_fmax": -FLOAT_MAX,
-        }).all()
-        rows = [(r[1], r[2], r[3]) for r in rows]
+        # too short a range for the pre-aggregated buckets (fewer than ~32 steps a bucket):
+        # at most a few tens of thousands of points, read and bucketed here
+        raw = session.execute(select(Point.id, Point.step, Point.value, Point.wall_time)
+                              .where(*where).order_by(Point.step, Point.id)).all()
+        rows = _bucketed(raw, lo, hi, max(1, (max_points - 2) // 2))
         downsampled = True
     nan = math.nan
     return SeriesData(

@@ -113,7 +113,7 @@ def test_a_long_read_matches_the_points(tmp_path):
         raw = session.execute(select(Point.step).where(Point.series_id == 1)).all()
     assert data.count == len(raw) == len(points) and data.downsampled
     width = data.bucket_steps
-    assert width and width % 8 == 0
+    assert width and width % rollups.LEVELS[0] == 0
     got = list(zip(data.steps, data.values))
     assert got[0][0] == points[0][0] and got[-1][0] == points[-1][0]
     for bucket, (_, _, lo, hi) in brute(points, width).items():
