@@ -12,8 +12,9 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
+from monitor.db import after_commit, on_commit
 from monitor.models import Delivery, Run
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -41,21 +42,19 @@ HANDED = Gauge("ganwatch_webhook_handoff_queue",
 EVENTS_KEY = "ganwatch_transitions"  # session.info: (rule, kind) of this transaction's events
 
 
-def count_transition(session, rule: str, kind: str) -> None:
-    """Counted when the transaction commits (an evaluation rolled back counts nothing)."""
-    session.info.setdefault(EVENTS_KEY, []).append((rule, kind))
+def count_transition(session, event, rule: str) -> None:
+    """Counted when the transaction commits with ``event`` (an alert event row): an evaluation
+    rolled back, in its savepoint or whole, counts nothing."""
+    after_commit(session, EVENTS_KEY, event, (rule, event.kind))
+
+
+def _count(items) -> None:
+    for rule, kind in items:
+        TRANSITIONS.labels(rule, kind).inc()
 
 
 def install(sessions) -> None:
-    @event.listens_for(sessions, "after_commit")
-    def _committed(session) -> None:
-        for rule, kind in session.info.pop(EVENTS_KEY, ()):
-            TRANSITIONS.labels(rule, kind).inc()
-
-    @event.listens_for(sessions, "after_rollback")
-    def _rolled_back(session) -> None:
-        if not session.in_transaction():
-            session.info.pop(EVENTS_KEY, None)
+    on_commit(sessions, EVENTS_KEY, _count)
 
 
 class DatabaseCollector:

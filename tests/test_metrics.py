@@ -68,3 +68,42 @@ def test_requests_refused_before_routing_are_counted_too(api):
     assert value(after, "ganwatch_http_requests_total", method="POST", route="unmatched",
                  status="400") - value(before, "ganwatch_http_requests_total", method="POST",
                                        route="unmatched", status="400") == 1
+
+
+def test_what_a_rolled_back_savepoint_queued_is_not_handed_over_at_commit(tmp_path):
+    """The mechanism behind the webhook hand-off and the transition counter: items queued for
+    rows that a savepoint (a failed rule evaluation) rolled back are dropped at commit."""
+    import pytest
+    from sqlalchemy import create_engine
+
+    from monitor import migrate
+    from monitor.db import after_commit, make_sessionmaker, on_commit
+    from monitor.models import Run
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    migrate.upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    handed = []
+    on_commit(sessions, "test_queue", handed.extend)
+    with sessions() as session:
+        kept = Run(id="kept", name="kept")
+        session.add(kept)
+        session.flush()
+        after_commit(session, "test_queue", kept, "kept")
+        with pytest.raises(RuntimeError):
+            with session.begin_nested():
+                lost = Run(id="lost", name="lost")
+                session.add(lost)
+                session.flush()
+                after_commit(session, "test_queue", lost, "lost")
+                raise RuntimeError("the evaluation failed")
+        session.commit()
+    assert handed == ["kept"]
+    with sessions() as session:
+        session.add(Run(id="rolled", name="rolled"))
+        session.flush()
+        after_commit(session, "test_queue", session.get(Run, "rolled"), "rolled")
+        session.rollback()
+        session.commit()
+    assert handed == ["kept"]
+    engine.dispose()

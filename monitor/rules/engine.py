@@ -257,7 +257,7 @@ class Evaluator:
             self.session.add(event)
             self.session.flush()
             self.notified.append(event)
-            count_transition(self.session, name, change.notify)
+            count_transition(self.session, event, name)
             self.outbox.enqueue(event=event, alert=alert, run=self.run)  # same transaction
 
 

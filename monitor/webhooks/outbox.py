@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.db import after_commit, on_commit
 from monitor.models import Delivery, Webhook, utcnow
 from monitor.webhooks.payloads import facts, render
 
@@ -50,7 +51,7 @@ def new_delivery(session: Session, webhook: Webhook, *, kind: str, body: str,
     worker = session.info.get(HANDOFF)
     if worker is not None and worker.accepting and webhook.enabled:
         delivery.leased_until = worker.lease_until(now)
-        session.info.setdefault(HANDED, []).append((delivery, webhook.url, webhook.secret))
+        after_commit(session, HANDED, delivery, (delivery, webhook.url, webhook.secret))
     session.add(delivery)
     return delivery
 
@@ -58,21 +59,8 @@ def new_delivery(session: Session, webhook: Webhook, *, kind: str, body: str,
 def install_handoff(sessions, worker) -> None:
     """Make the sessions of ``sessions`` (a sessionmaker) hand their committed deliveries to
     ``worker``; deliveries of a rolled-back transaction or savepoint are never handed."""
-    from sqlalchemy import event, inspect
-
     sessions.kw.setdefault("info", {})[HANDOFF] = worker
-
-    @event.listens_for(sessions, "after_commit")
-    def _hand(session: Session) -> None:
-        handed = session.info.pop(HANDED, None)
-        if handed:
-            worker.hand_off([(d, url, secret) for d, url, secret in handed
-                             if inspect(d).persistent])
-
-    @event.listens_for(sessions, "after_rollback")
-    def _drop(session: Session) -> None:
-        if not session.in_transaction():
-            session.info.pop(HANDED, None)
+    on_commit(sessions, HANDED, worker.hand_off)
 
 
 class Outbox:

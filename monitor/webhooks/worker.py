@@ -87,10 +87,14 @@ class DeliveryWorker:
         self._handed: deque[Claimed] = deque()
         self._wake: asyncio.Event | None = None
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop | None:
+        loop = self._loop
+        return loop if loop is not None and not loop.is_closed() else None
+
     @property
     def accepting(self) -> bool:
         """Running, so deliveries may be leased to it at creation and handed over."""
-        return self._loop is not None and not self._loop.is_closed()
+        return self._running_loop() is not None
 
     def lease_until(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.settings.webhook_timeout + 30)
@@ -99,12 +103,10 @@ class DeliveryWorker:
 
     def hand_off(self, items) -> None:
         """Deliveries this process just committed, already leased to it: send them now."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
+        loop = self._running_loop()
+        if loop is None:
             return  # not running: the leases run out and a poll sends them
         claimed = [Claimed(d.id, d.uuid, d.kind, url, secret, d.body) for d, url, secret in items]
-        if not claimed:
-            return
         try:
             loop.call_soon_threadsafe(self._take, claimed)
         except RuntimeError:  # the loop closed meanwhile (shutting down): the leases run out
