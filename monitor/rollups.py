@@ -19,6 +19,7 @@ max are exact. A range too short for the finest level is read raw, split evenly.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 
 from sqlalchemy import (
@@ -42,7 +43,7 @@ from sqlalchemy.orm import Session
 from monitor.models import Base, Point
 
 LEVELS = (64, 512, 4096, 32768)  # a level 8 cost PostgreSQL ingest a sixth; short reads are raw
-FLOAT_MAX = 1.7976931348623157e308
+FLOAT_MAX = sys.float_info.max
 
 rollups = Table(
     "point_rollups", Base.metadata,
@@ -61,8 +62,42 @@ rollups = Table(
 )
 
 
-def _finite(v: float | None) -> bool:
-    return v is not None and math.isfinite(v)
+class Extremes:
+    """Downsampling's collector: per output bucket, the smallest and the largest finite point
+    offered (the first offered wins a tie), and every non-finite point as offered. Points are
+    kept under a key the caller chooses (what makes two offers the same point)."""
+
+    def __init__(self) -> None:
+        self.kept: dict = {}                # key -> (step, value, wall time): non-finite
+        self.best: dict[int, list] = {}     # bucket -> [min key, step, value, wall, max ...]
+        self.always: dict = {}              # key -> (step, value, wall time): see keep()
+
+    def offer(self, bucket: int, key, step: int, value: float | None, wall: float) -> None:
+        if value is None or not -FLOAT_MAX <= value <= FLOAT_MAX:
+            self.kept[key] = (step, value, wall)
+            return
+        cur = self.best.get(bucket)
+        if cur is None:
+            self.best[bucket] = [key, step, value, wall, key, step, value, wall]
+            return
+        if value < cur[2]:
+            cur[0:4] = key, step, value, wall
+        if value > cur[6]:
+            cur[4:8] = key, step, value, wall
+
+    def keep(self, key, step: int, value: float | None, wall: float) -> None:
+        """A point shown whatever it is (the first and last of a range)."""
+        self.always[key] = (step, value, wall)
+
+    def points(self) -> dict:
+        """key -> (step, value, wall time): the non-finite points offered, then each bucket's
+        extremes, then the points kept, in that order."""
+        points = dict(self.kept)
+        for cur in self.best.values():
+            points[cur[0]] = tuple(cur[1:4])
+            points[cur[4]] = tuple(cur[5:8])
+        points.update(self.always)
+        return points
 
 
 def aggregate(points: Iterable[tuple[int, int, float | None, float]]) -> dict[tuple, list]:
@@ -218,11 +253,12 @@ def level_for(span: int, n_buckets: int) -> int | None:
     return fitting[-1] if fitting else None
 
 
-def read_bucketed(session: Session, sid: int, lo: int, hi: int, n_buckets: int
-                  ) -> tuple[list[tuple[int, float | None, float]], int] | None:
+def read_bucketed(session: Session, sid: int, lo: int, hi: int, n_buckets: int,
+                  ends: tuple) -> tuple[list[tuple[int, float | None, float]], int] | None:
     """The min and max (step, value or None for NaN, wall time) of each bucket of a grid of
-    whole rollup buckets over [lo, hi], the first and last points, and every non-finite point,
-    with the grid's width in steps; None when the range is too short for the rollups.
+    whole rollup buckets over [lo, hi], the first and last points (``ends``, as the caller
+    read them), and every non-finite point, with the grid's width in steps; None when the
+    range is too short for the rollups.
 
     The grid: buckets ``width`` steps wide starting at multiples of ``width`` (a multiple of
     the level), the fewest that make at most ``n_buckets + 1`` buckets over the range; so each
@@ -236,22 +272,10 @@ def read_bucketed(session: Session, sid: int, lo: int, hi: int, n_buckets: int
     origin = lo // width
     first_full = -(-lo // level)           # buckets wholly inside [lo, hi]
     last_full = (hi + 1) // level - 1
-    picked: dict[tuple[int, float | None], float] = {}
-    best: dict[int, list] = {}  # output bucket -> [min_v, min_step, min_wall, max_v, ...]
+    found = Extremes()
 
     def offer(step: int, value: float | None, wall: float) -> None:
-        if not _finite(value):
-            picked[(step, None if value is None else value)] = wall
-            return
-        b = step // width - origin
-        cur = best.get(b)
-        if cur is None:
-            best[b] = [value, step, wall, value, step, wall]
-            return
-        if value < cur[0]:
-            cur[0], cur[1], cur[2] = value, step, wall
-        if value > cur[3]:
-            cur[3], cur[4], cur[5] = value, step, wall
+        found.offer(step // width - origin, (step, value), step, value, wall)
 
     def raw(a: int, b: int, nonfinite_only: bool = False):
         where = [Point.series_id == sid, Point.step >= a, Point.step <= b]
@@ -284,14 +308,6 @@ def read_bucketed(session: Session, sid: int, lo: int, hi: int, n_buckets: int
         if a <= b:
             for step, value, wall in raw(a, b):
                 offer(step, value, wall)
-    for v in best.values():
-        picked[(v[1], v[0])] = v[2]
-        picked[(v[4], v[3])] = v[5]
-    for order in (Point.step.asc(), Point.step.desc()):  # the first and last points
-        for step, value, wall in session.execute(
-                select(Point.step, Point.value, Point.wall_time)
-                .where(Point.series_id == sid, Point.step >= lo, Point.step <= hi)
-                .order_by(order, Point.id).limit(1)):
-            picked[(step, value)] = wall
-    return [(step, value, wall) for (step, value), wall in
-            sorted(picked.items(), key=lambda kv: kv[0][0])], width
+    for step, value, wall in ends:
+        found.keep((step, value), step, value, wall)
+    return sorted(found.points().values(), key=lambda p: p[0]), width

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import sys
 import time
 from dataclasses import dataclass
 
@@ -20,7 +19,6 @@ from monitor.rules.config import validate_overrides
 from monitor.rules.engine import Fresh, evaluate_on_ingest, lock_run, resolve_stalled
 from monitor.schemas import PointsBatch, RunCreate
 
-FLOAT_MAX = sys.float_info.max
 POINTS = Point.__table__
 
 
@@ -249,27 +247,13 @@ def _bucketed(rows, lo: int, hi: int, n_buckets: int) -> list[tuple]:
     bucket's smallest and largest finite point (the first in step order on ties), every
     non-finite point, and the first and last points; as (step, value, wall_time)."""
     span = hi - lo + 1
-    keep: dict[int, tuple] = {}
-    best: dict[int, list] = {}
+    found = rollups.Extremes()
     for pid, step, value, wall in rows:
-        if value is None or not -FLOAT_MAX <= value <= FLOAT_MAX:
-            keep[pid] = (step, value, wall)
-            continue
-        b = (step - lo) * n_buckets // span
-        cur = best.get(b)
-        if cur is None:
-            best[b] = [pid, step, value, wall, pid, step, value, wall]
-            continue
-        if value < cur[2]:
-            cur[0:4] = pid, step, value, wall
-        if value > cur[6]:
-            cur[4:8] = pid, step, value, wall
-    for cur in best.values():
-        keep[cur[0]] = (cur[1], cur[2], cur[3])
-        keep[cur[4]] = (cur[5], cur[6], cur[7])
+        found.offer((step - lo) * n_buckets // span, pid, step, value, wall)
     for pid, step, value, wall in (rows[0], rows[-1]) if rows else ():
-        keep[pid] = (step, value, wall)
-    return [keep[pid] for pid in sorted(keep, key=lambda pid: (keep[pid][0], pid))]
+        found.keep(pid, step, value, wall)
+    kept = found.points()
+    return [kept[pid] for pid in sorted(kept, key=lambda pid: (kept[pid][0], pid))]
 
 
 def read_series(*, session: Session, run_id: str, key: str, max_points: int,
@@ -285,10 +269,12 @@ def read_series(*, session: Session, run_id: str, key: str, max_points: int,
         where.append(Point.step >= min_step)
     if max_step is not None:
         where.append(Point.step <= max_step)
-    # The ends by the (series, step) index, the count from the pre-aggregated buckets: neither
-    # walks the points of a long range.
-    lo = session.scalar(select(Point.step).where(*where).order_by(Point.step).limit(1))
-    hi = session.scalar(select(Point.step).where(*where).order_by(Point.step.desc()).limit(1))
+    # The first and last points by the (series, step) index, the count from the pre-aggregated
+    # buckets: neither walks the points of a long range.
+    ends = [session.execute(select(Point.step, Point.value, Point.wall_time).where(*where)
+                            .order_by(order, Point.id).limit(1)).first()
+            for order in (Point.step.asc(), Point.step.desc())]
+    lo, hi = (ends[0][0], ends[1][0]) if ends[0] is not None else (None, None)
     count = 0 if lo is None else rollups.count_points(session, sid, lo, hi)
     rows, bucket_steps = None, None
     if count <= max_points:
@@ -299,7 +285,8 @@ def read_series(*, session: Session, run_id: str, key: str, max_points: int,
         downsampled = False
     else:
         # a grid of stored buckets: one more bucket may straddle it, and the ends are extra
-        rolled = rollups.read_bucketed(session, sid, lo, hi, max(1, (max_points - 4) // 2))
+        rolled = rollups.read_bucketed(session, sid, lo, hi, max(1, (max_points - 4) // 2),
+                                       ends)
         if rolled is not None:
             rows, bucket_steps = rolled
     if rows is not None and count > max_points:
