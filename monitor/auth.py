@@ -51,6 +51,11 @@ class Principal:
     def sees(self, project: str) -> bool:
         return self.project in (ALL_PROJECTS, project)
 
+    @property
+    def only_project(self) -> str | None:
+        """The project lists are filtered to, or None: every project."""
+        return None if self.project == ALL_PROJECTS else self.project
+
 
 OPEN = Principal(scope="admin", project=ALL_PROJECTS, token_id=None)
 
@@ -118,7 +123,7 @@ def required(settings) -> bool:
     return mode == "required"
 
 
-def _raw_token(request: Request) -> str | None:
+def raw_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
@@ -144,7 +149,7 @@ def principal_for(request: Request, session: Session) -> Principal:
     settings = request.app.state.settings
     if not required(settings):
         return OPEN
-    raw = _raw_token(request)
+    raw = raw_token(request)
     if not raw:
         raise unauthorized("this server needs a token: send 'Authorization: Bearer <token>' "
                            "(GANWATCH_TOKEN for the client; `ganwatch token create` makes one)")

@@ -146,12 +146,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
     from monitor import migrate
     from monitor.db import make_engine
-    from monitor.settings import Settings
 
-    overrides = {k: v for k, v in (("data_dir", args.data_dir),
-                                   ("database_url", args.database_url)) if v is not None}
-    settings = Settings(**overrides)
-    engine = make_engine(settings.resolved_database_url())
+    engine = make_engine(_database_settings(args).resolved_database_url())
     try:
         migrate.upgrade(engine)
     except SQLAlchemyError as exc:

@@ -181,9 +181,10 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
 
     On PostgreSQL the run's row is locked first: batches of one run (through any replica)
     are stored and evaluated one at a time, and always take their locks in the same order."""
-    get_run(session=session, run_id=run_id)
     run = lock_run(session, run_id)
-    stored_up_to = run.last_step if run is not None else None
+    if run is None:
+        raise NotFound(f"unknown run '{run_id}'")
+    stored_up_to = run.last_step
     n_points = sum(len(cols.steps) for cols in batch.series.values())
     if not _claim_batch(session=session, run_id=run_id, batch_id=batch.batch_id, kind="points",
                         n_points=n_points):
@@ -193,12 +194,13 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
                       max_series=max_series)
     now = time.time()
     rows: list[tuple] = []  # (series id, step, value or None for NaN, wall time)
+    values: dict[str, list[float | None]] = {}
     last_step: int | None = None
     for key, cols in batch.series.items():
         sid = ids[key]
         times = cols.wall_times or [now] * len(cols.steps)
-        rows.extend((sid, s, None if v != v else v, t)
-                    for s, v, t in zip(cols.steps, cols.values, times))
+        values[key] = [None if v != v else v for v in cols.values]
+        rows.extend(zip([sid] * len(cols.steps), cols.steps, values[key], times))
         if cols.steps:
             top = max(cols.steps)
             last_step = top if last_step is None else max(last_step, top)
@@ -211,8 +213,7 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
     if steps and (stored_up_to is None or stored_up_to < min(steps)):
         # in order (the usual case): evaluation takes this batch from memory
         fresh = Fresh(lo=min(steps), series={
-            key: (cols.steps, [None if v != v else v for v in cols.values])
-            for key, cols in batch.series.items()})
+            key: (cols.steps, values[key]) for key, cols in batch.series.items()})
     evaluate_on_ingest(session, run_id=run_id, steps=list(steps), fresh=fresh)
     notify_run(session, run_id)  # live streams on every replica, at commit
     session.commit()
@@ -331,6 +332,11 @@ def add_sample(*, session: Session, run_id: str, key: str, step: int, wall_time:
     return sample, False
 
 
+# A sample grid without its PNG bytes, as lists and the live stream return it.
+SAMPLE_COLUMNS = (Sample.id, Sample.run_id, Sample.key, Sample.step, Sample.wall_time,
+                  Sample.width, Sample.height)
+
+
 def list_samples(*, session: Session, run_id: str, key: str | None, limit: int,
                  offset: int) -> tuple[list, int]:
     """A run's samples (without their PNG bytes), in step order."""
@@ -338,10 +344,9 @@ def list_samples(*, session: Session, run_id: str, key: str | None, limit: int,
     where = [Sample.run_id == run_id]
     if key is not None:
         where.append(Sample.key == key)
-    cols = (Sample.id, Sample.run_id, Sample.key, Sample.step, Sample.wall_time, Sample.width,
-            Sample.height)
     rows = session.execute(
-        select(*cols).where(*where).order_by(Sample.step, Sample.id).limit(limit).offset(offset)
+        select(*SAMPLE_COLUMNS).where(*where).order_by(Sample.step, Sample.id)
+        .limit(limit).offset(offset)
     ).all()
     total = session.scalar(select(func.count()).select_from(Sample).where(*where)) or 0
     return list(rows), total

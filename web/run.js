@@ -103,9 +103,19 @@ function seriesUrl(keys, maxPoints) {
   return `${base}/series?${qs.join("&")}`;
 }
 
-async function drawLines(chart) {
-  const data = await (chart.prefetched || getJSON(seriesUrl(chart.keys, MAX_POINTS)));
+// A chart's series: asked for once per draw (buildCharts asks for every chart's at once, early)
+function fetchChart(chart) {
+  const data = chart.prefetched || getJSON(seriesUrl(chart.keys, chart.kind === "heatmap" ? LAYER_POINTS : MAX_POINTS));
   chart.prefetched = null;
+  return data;
+}
+
+function drawnUpTo(key, steps) {
+  if (steps.length) state.lastStep[key] = Math.max(state.lastStep[key] ?? -Infinity, steps[steps.length - 1]);
+}
+
+async function drawLines(chart) {
+  const data = await fetchChart(chart);
   const shown = new Map((chart.div.data || []).map((t) => [t.meta.key, t]));
   const traces = data.series.map((s) => {
     const x = s.steps.slice(), y = s.values.map(toNumber);
@@ -115,7 +125,7 @@ async function drawLines(chart) {
     if (old && !state.range) {
       old.x.forEach((step, i) => { if (step > end) { x.push(step); y.push(old.y[i]); } });
     }
-    if (x.length) state.lastStep[s.key] = Math.max(state.lastStep[s.key] ?? -Infinity, x[x.length - 1]);
+    drawnUpTo(s.key, x);
     return { x, y, name: plotlyText(s.key), mode: "lines", type: "scatter",
              meta: { key: s.key, count: s.count, downsampled: s.downsampled } };
   });
@@ -123,12 +133,11 @@ async function drawLines(chart) {
 }
 
 async function drawHeatmap(chart) {
-  const data = await (chart.prefetched || getJSON(seriesUrl(chart.keys, LAYER_POINTS)));
-  chart.prefetched = null;
+  const data = await fetchChart(chart);
   chart.layers = {};
   for (const s of data.series) {
     chart.layers[s.key] = { steps: s.steps.slice(), values: s.values.map(toNumber) };
-    if (s.steps.length) state.lastStep[s.key] = Math.max(state.lastStep[s.key] ?? -Infinity, s.steps[s.steps.length - 1]);
+    drawnUpTo(s.key, s.steps);
   }
   await renderHeatmap(chart);
 }
@@ -169,7 +178,7 @@ async function buildCharts() {
   document.getElementById("charts").replaceChildren();
   state.charts = groups(keys);
   // every chart's data asked for at once (the server answers while the page draws)
-  for (const c of state.charts) c.prefetched = getJSON(seriesUrl(c.keys, c.kind === "heatmap" ? LAYER_POINTS : MAX_POINTS));
+  for (const c of state.charts) c.prefetched = fetchChart(c);
   await plotlyReady;
   state.plotlyAt = performance.now();
   state.byKey = new Map();

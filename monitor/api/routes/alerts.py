@@ -4,7 +4,6 @@ from fastapi import APIRouter, Query
 
 from monitor import store
 from monitor.api.deps import PrincipalDep, SessionDep
-from monitor.auth import ALL_PROJECTS
 from monitor.models import Alert
 from monitor.schemas import (
     INT64_MAX,
@@ -16,10 +15,6 @@ from monitor.schemas import (
 )
 
 router = APIRouter(tags=["alerts"])
-
-
-def _project(principal) -> str | None:
-    return None if principal.project == ALL_PROJECTS else principal.project
 
 
 def alert_public(alert: Alert) -> AlertPublic:
@@ -41,7 +36,7 @@ def list_alerts(
 ) -> AlertsPublic:
     """Alerts, newest first, with their evidence and the recommended action."""
     alerts, count = store.list_alerts(session=session, run_id=run_id, status=status, rule=rule,
-                                      limit=limit, offset=offset, project=_project(principal))
+                                      limit=limit, offset=offset, project=principal.only_project)
     return AlertsPublic(data=[alert_public(a) for a in alerts], count=count)
 
 
@@ -67,7 +62,7 @@ def list_alert_events(
 ) -> AlertEventsPublic:
     """Notifications, oldest first: one per firing, escalation and resolution."""
     events = store.list_alert_events(session=session, run_id=run_id, after_id=after_id,
-                                     limit=limit, project=_project(principal))
+                                     limit=limit, project=principal.only_project)
     return AlertEventsPublic(
         data=[AlertEventPublic.model_validate(e, from_attributes=True) for e in events],
         count=len(events))

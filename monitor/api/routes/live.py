@@ -139,8 +139,7 @@ class RunFeed:
             events.append(("points", {"series": out}))
 
         samples = session.execute(
-            select(Sample.id, Sample.run_id, Sample.key, Sample.step, Sample.wall_time,
-                   Sample.width, Sample.height)
+            select(*store.SAMPLE_COLUMNS)
             .where(Sample.run_id == self.run_id, Sample.id > cur.samples)
             .order_by(Sample.id).limit(500)).all()
         if samples:

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from monitor import store
 from monitor.api.deps import PrincipalDep, SessionDep
-from monitor.auth import ALL_PROJECTS, forbidden
+from monitor.auth import forbidden
 from monitor.models import Run
 from monitor.schemas import RunCreate, RunPublic, RunsPublic
 
@@ -36,7 +36,7 @@ def create_run(session: SessionDep, principal: PrincipalDep, run_create: RunCrea
     The run belongs to the token's project (an open server or an admin token: `project`, by
     default "default")."""
     project = run_create.project or "default"
-    if principal.project != ALL_PROJECTS:
+    if principal.only_project is not None:
         if run_create.project not in (None, principal.project):
             raise forbidden(f"this token writes to project {principal.project!r}, not "
                             f"{run_create.project!r}")
@@ -60,8 +60,7 @@ def list_runs(
 ) -> RunsPublic:
     """Runs, newest first."""
     runs, count = store.list_runs(session=session, name=name, limit=limit, offset=offset,
-                                  project=None if principal.project == ALL_PROJECTS
-                                  else principal.project)
+                                  project=principal.only_project)
     ids = [r.id for r in runs]
     keys = store.series_keys(session=session, run_ids=ids)
     health = store.run_health(session=session, run_ids=ids)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from monitor.api.deps import SessionDep
-from monitor.auth import COOKIE, _raw_token, authenticate, required, unauthorized
+from monitor.auth import COOKIE, authenticate, raw_token, required, unauthorized
 
 router = APIRouter(prefix="/session", tags=["session"])
 
@@ -28,7 +28,7 @@ def read_session(request: Request, session: SessionDep) -> SessionPublic:
     """Whether this server needs a token, and whose this browser's is."""
     if not required(request.app.state.settings):
         return SessionPublic(auth="open", signed_in=True, scope="admin", project="*")
-    raw = _raw_token(request)
+    raw = raw_token(request)
     who = authenticate(session, raw) if raw else None
     if who is None:
         return SessionPublic(auth="required", signed_in=False)
