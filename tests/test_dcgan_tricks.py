@@ -73,7 +73,7 @@ ALL_IMAGE_TRICKS = dict(
     label_smoothing=True, label_flip=0.3, replay=0.5, swap_every=1, swap_steps=1,
     d_optimizer="sgd", init="default", acgan=True, conditional=True, instance_noise=0.2,
     g_noise=0.1, d_steps=2, minibatch_disc=True, g_dropout=0.5, spectral_norm=True,
-    patch_d=True, vae=True, image_size=64, eval_every=1, checkpoint_every=1,
+    patch_d=True, vae=True, image_size=64, eval_every=1, checkpoint_every=1, pack=2,
 )
 
 
@@ -221,6 +221,35 @@ def test_snapshots_swap_in_old_networks_for_a_window():
             netG.weight.add_(1.0)
     assert [s for s, a in enumerate(active) if a] == [20, 21, 22, 30, 31, 32]
     assert not torch.equal(snaps.G.weight, netG.weight)  # an old copy, not the live G
+
+
+def test_pacgan_d_judges_packs_of_samples(tmp_path):
+    t = trainer(tmp_path, dataset="ring8", pack=4, norm="none")
+    first = next(m for m in t.netD.modules() if isinstance(m, nn.Linear))
+    assert first.in_features == 8  # four 2D points side by side
+    x = torch.randn(16, 2)
+    out = t.netD(x)
+    assert out.logits.shape == (4,)  # one verdict per pack of four
+    y = x.clone()
+    y[5] += 1.0  # sample 5 is in the second pack: only that pack's verdict moves
+    moved = (t.netD(y).logits - out.logits).abs() > 0
+    assert moved.tolist() == [False, True, False, False]
+    t.train_step()
+    assert [len(targets) for targets in t.last_targets] == [4, 4]  # one target per pack
+    images = trainer(tmp_path, pack=2, acgan=True)
+    assert next(m for m in images.netD.modules() if isinstance(m, nn.Conv2d)).in_channels == 2
+    out = images.netD(torch.randn(6, 1, 32, 32))
+    assert out.logits.shape == (3,) and out.aux.shape == (6, 10)  # AC-GAN: a class per sample
+    with pytest.raises(ValueError, match="multiple of pack"):
+        TrainConfig(batch_size=30, pack=4)
+
+
+def test_pacgan_on_a_dataset_smaller_than_a_batch_uses_whole_packs(image_folder, tmp_path):
+    t = trainer(tmp_path, dataset="folder", data_path=str(image_folder), batch_size=60, pack=5)
+    real, labels = next(t.real_batches)
+    assert len(real) == 20 and len(labels) == 20  # 24 images, rounded down to 4 packs of 5
+    t.train_step()
+    assert [len(targets) for targets in t.last_targets] == [4, 4]
 
 
 def test_d_steps_sgd_and_mixed_batches(tmp_path):

@@ -77,6 +77,10 @@ class TrainConfig:
     feature_matching: bool = False  # G matches D's intermediate features of real data
     spectral_norm: bool = False  # spectral normalisation of D's layers
     patch_d: bool = False  # a PatchGAN D: one logit per image patch
+    # Not a ganhacks trick but PacGAN (Lin et al. 2018): D judges `pack` samples at once,
+    # concatenated (features for 2D points, channels for images), all real or all fake, so a
+    # G that repeats itself is easy to tell apart. 1 = off. The batch must divide into packs.
+    pack: int = 1
 
     # -- running it ---------------------------------------------------------------------------
     sample_every: int = 100  # a sample grid every N steps (fixed noise, saved too)
@@ -117,7 +121,7 @@ class TrainConfig:
         if self.image_size not in (32, 64):
             problems.append(f"image-size must be 32 or 64, not {self.image_size}")
         for name in ("batch_size", "nz", "ngf", "ndf", "steps", "d_steps", "eval_samples",
-                     "replay_size"):
+                     "replay_size", "pack"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be at least 1")
         for name in ("label_flip", "replay", "g_dropout", "instance_noise_decay", "lr_decay"):
@@ -127,6 +131,9 @@ class TrainConfig:
                      "sample_every", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.replace('_', '-')} must not be negative")
+        if self.pack > 1 and self.batch_size % self.pack:
+            problems.append(f"batch-size ({self.batch_size}) must be a multiple of pack "
+                            f"({self.pack})")
         if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
             problems.append("learning rates must be positive")
         if self.dataset == "folder" and not self.data_path:

@@ -133,15 +133,24 @@ def load(name: str, *, image_size: int, data_path: str | None, batch_size: int,
     return ds
 
 
-def batches(ds: Dataset, batch_size: int, device: torch.device,
-            generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """An endless stream of shuffled (batch, labels) on the device."""
+def batches(ds: Dataset, batch_size: int, device: torch.device, generator: torch.Generator,
+            multiple: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """An endless stream of shuffled (batch, labels) on the device; a dataset smaller than a
+    batch gives batches of all of it, rounded down to a multiple of `multiple` (PacGAN packs)."""
+    n = ds.data.shape[0]
+    if n < multiple:
+        raise ValueError(f"the dataset has {n} samples, fewer than one pack of {multiple}")
+    batch_size = min(batch_size, n) // multiple * multiple
     data = ds.data.to(device)
     labels = ds.labels.to(device) if ds.labels is not None else None
+    return _shuffled(data, labels, batch_size, generator)
+
+
+def _shuffled(data: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
+              generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     n = data.shape[0]
-    batch_size = min(batch_size, n)
     while True:
-        order = torch.randperm(n, generator=generator).to(device)
+        order = torch.randperm(n, generator=generator).to(data.device)
         for start in range(0, n - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
             yield data[idx], (labels[idx] if labels is not None else None)

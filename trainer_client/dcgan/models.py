@@ -153,27 +153,41 @@ def _spectral(cfg: TrainConfig, module: nn.Module) -> nn.Module:
     return module
 
 
+def packed(x: torch.Tensor, pack: int) -> torch.Tensor:
+    """PacGAN: N samples -> N/pack packs, each the concatenation of `pack` consecutive samples
+    along dim 1 (N x F -> N/pack x pack*F; N x C x H x W -> N/pack x pack*C x H x W)."""
+    if pack == 1:
+        return x
+    if len(x) % pack:
+        raise ValueError(f"{len(x)} samples do not divide into packs of {pack}")
+    return x.reshape(len(x) // pack, pack * x.shape[1], *x.shape[2:])
+
+
 class Head(nn.Module):
-    """D's head over a feature vector: [minibatch discrimination], a logit, [class logits]."""
+    """D's head over a feature vector: [minibatch discrimination], a logit, [class logits].
+    With PacGAN packs there is one logit per pack and one set of class logits per sample."""
 
     def __init__(self, cfg: TrainConfig, features: int, n_classes: int) -> None:
         super().__init__()
         self.mbd = MinibatchDiscrimination(features) if cfg.minibatch_disc else None
         width = features + (self.mbd.kernels if self.mbd is not None else 0)
         self.out = sn(cfg, nn.Linear(width, 1))
-        self.aux = sn(cfg, nn.Linear(features, n_classes)) if cfg.acgan and n_classes else None
+        self.n_classes = n_classes
+        self.aux = (sn(cfg, nn.Linear(features, n_classes * cfg.pack))
+                    if cfg.acgan and n_classes else None)
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.mbd(f) if self.mbd is not None else f
-        return self.out(h).squeeze(1), (self.aux(f) if self.aux is not None else None)
+        aux = self.aux(f).reshape(-1, self.n_classes) if self.aux is not None else None
+        return self.out(h).squeeze(1), aux
 
 
 class ConvDiscriminator(nn.Module):
     def __init__(self, cfg: TrainConfig, channels: int, n_classes: int) -> None:
         super().__init__()
         self.embed = (nn.Embedding(n_classes, 16) if cfg.conditional and n_classes else None)
-        self.image_size = cfg.image_size
-        cin = channels + (1 if self.embed is not None else 0)
+        self.image_size, self.pack = cfg.image_size, cfg.pack
+        cin = (channels + (1 if self.embed is not None else 0)) * cfg.pack
         ndf = cfg.ndf
         downs = int(math.log2(cfg.image_size // 4))  # image_size -> 4x4
         widths = [ndf * 2 ** i for i in range(downs)]  # ndf, 2ndf, 4ndf(, 8ndf)
@@ -192,7 +206,7 @@ class ConvDiscriminator(nn.Module):
             # ganhacks #16: a small embedding, upsampled to an extra image channel
             e = self.embed(labels).view(-1, 1, 4, 4)
             x = torch.cat([x, F.interpolate(e, size=x.shape[-2:], mode="nearest")], 1)
-        h = self.main(x)
+        h = self.main(packed(x, self.pack))
         f = h.flatten(1)
         logits, aux = self.head(f)
         if self.patch is not None:  # a PatchGAN: one logit per 4x4 patch position
@@ -230,14 +244,15 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         self.embed = (nn.Embedding(n_classes, LABEL_EMBEDDING)
                       if cfg.conditional and n_classes else None)
-        xin = 2 + (LABEL_EMBEDDING if self.embed is not None else 0)
+        self.pack = cfg.pack
+        xin = (2 + (LABEL_EMBEDDING if self.embed is not None else 0)) * cfg.pack
         self.main = _spectral(cfg, mlp(cfg, [xin, cfg.ndf, cfg.ndf, cfg.ndf], generator=False))
         self.head = Head(cfg, cfg.ndf, n_classes)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> DOut:
         if self.embed is not None and labels is not None:
             x = torch.cat([x, self.embed(labels)], 1)
-        f = self.main(x)
+        f = self.main(packed(x, self.pack))
         logits, aux = self.head(f)
         return DOut(logits, f, aux)
 

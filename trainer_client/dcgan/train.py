@@ -58,7 +58,8 @@ class Trainer:
                                 batch_size=cfg.batch_size, generator=self.rng,
                                 normalize=cfg.normalize)
         self.n_classes = self.ds.n_classes if self.ds.labels is not None else 0
-        self.real_batches = datasets.batches(self.ds, cfg.batch_size, self.device, self.rng)
+        self.real_batches = datasets.batches(self.ds, cfg.batch_size, self.device, self.rng,
+                                             multiple=cfg.pack)
         self.netG, self.netD, self.encoder = build(cfg, self.ds.channels, self.n_classes)
         for net in (self.netG, self.netD, self.encoder):
             if net is not None:
@@ -152,9 +153,10 @@ class Trainer:
             with self.autocast():
                 out_real, out_fake = self.d_forward(self.d_input(real, std),
                                                     self.d_input(fake, std), y_real, y_fake)
-                t_real = d_targets(n, True, smoothing=cfg.label_smoothing, flip=cfg.label_flip,
-                                   device=self.device)
-                t_fake = d_targets(len(fake), False, smoothing=cfg.label_smoothing,
+                # one target per logit row: per sample, or per pack with PacGAN
+                t_real = d_targets(len(out_real.logits), True, smoothing=cfg.label_smoothing,
+                                   flip=cfg.label_flip, device=self.device)
+                t_fake = d_targets(len(out_fake.logits), False, smoothing=cfg.label_smoothing,
                                    flip=cfg.label_flip, device=self.device)
                 errD = bce(out_real.logits, t_real) + bce(out_fake.logits, t_fake)
                 errD = errD + self.aux_loss(out_real, y_real) + self.aux_loss(out_fake, y_fake)
