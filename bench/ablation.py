@@ -35,6 +35,8 @@ VARIANTS = {
     "-gaussian-z": dict(z_dist="uniform"),
     "+replay": dict(replay=0.25),
     "+minibatch-disc": dict(minibatch_disc=True),
+    "+pack2": dict(pack=2),
+    "+pack4": dict(pack=4),
 }
 
 

@@ -244,6 +244,13 @@ def test_pacgan_d_judges_packs_of_samples(tmp_path):
         TrainConfig(batch_size=30, pack=4)
 
 
+def test_point_mlps_have_the_configured_depth(tmp_path):
+    t = trainer(tmp_path, dataset="ring8", g_layers=5, d_layers=2)
+    linears = [sum(isinstance(m, nn.Linear) for m in net.modules()) for net in (t.netG, t.netD)]
+    assert linears == [5 + 1, 2 + 1]  # hidden layers plus the output layer
+    assert t.netG(torch.randn(4, 8)).shape == (4, 2)
+
+
 def test_pacgan_on_a_dataset_smaller_than_a_batch_uses_whole_packs(image_folder, tmp_path):
     t = trainer(tmp_path, dataset="folder", data_path=str(image_folder), batch_size=60, pack=5)
     real, labels = next(t.real_batches)

@@ -34,6 +34,8 @@ class TrainConfig:
     nz: int = 64  # size of the latent z vector
     ngf: int = 32  # generator width (hidden units for 2D points)
     ndf: int = 32  # discriminator width
+    g_layers: int = 3  # hidden layers of G's MLP (2D points only)
+    d_layers: int = 3  # hidden layers of D's MLP (2D points only)
     steps: int = 600  # G updates
     seed: int = 0
     device: str = "auto"  # auto: CUDA when present, else CPU
@@ -121,7 +123,7 @@ class TrainConfig:
         if self.image_size not in (32, 64):
             problems.append(f"image-size must be 32 or 64, not {self.image_size}")
         for name in ("batch_size", "nz", "ngf", "ndf", "steps", "d_steps", "eval_samples",
-                     "replay_size", "pack"):
+                     "replay_size", "pack", "g_layers", "d_layers"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be at least 1")
         for name in ("label_flip", "replay", "g_dropout", "instance_noise_decay", "lr_decay"):

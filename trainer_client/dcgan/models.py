@@ -230,7 +230,7 @@ class MLPGenerator(nn.Module):
         self.embed = (nn.Embedding(n_classes, LABEL_EMBEDDING)
                       if cfg.conditional and n_classes else None)
         zin = cfg.nz + (LABEL_EMBEDDING if self.embed is not None else 0)
-        self.main = nn.Sequential(mlp(cfg, [zin, cfg.ngf, cfg.ngf, cfg.ngf], generator=True),
+        self.main = nn.Sequential(mlp(cfg, [zin] + [cfg.ngf] * cfg.g_layers, generator=True),
                                   nn.Linear(cfg.ngf, 2))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -246,7 +246,7 @@ class MLPDiscriminator(nn.Module):
                       if cfg.conditional and n_classes else None)
         self.pack = cfg.pack
         xin = (2 + (LABEL_EMBEDDING if self.embed is not None else 0)) * cfg.pack
-        self.main = _spectral(cfg, mlp(cfg, [xin, cfg.ndf, cfg.ndf, cfg.ndf], generator=False))
+        self.main = _spectral(cfg, mlp(cfg, [xin] + [cfg.ndf] * cfg.d_layers, generator=False))
         self.head = Head(cfg, cfg.ndf, n_classes)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> DOut:
