@@ -34,7 +34,10 @@ class TrainConfig:
     nz: int = 64  # size of the latent z vector
     ngf: int = 32  # generator width (hidden units for 2D points)
     ndf: int = 32  # discriminator width
-    g_layers: int = 3  # hidden layers of G's MLP (2D points only)
+    # hidden layers of G's MLP (2D points only). A deeper G can switch between modes more
+    # sharply, so fewer samples fall between them: on ring8 (10,000 steps, seed 0) 3 layers
+    # give 86% high-quality samples, 5 layers 92%.
+    g_layers: int = 5
     d_layers: int = 3  # hidden layers of D's MLP (2D points only)
     steps: int = 600  # G updates
     seed: int = 0
@@ -148,25 +151,26 @@ class TrainConfig:
 PRESETS: dict[str, dict] = {
     # ring8 with the trick-enabled defaults (Adam 2e-4 / 0.5 decaying over the last half, soft
     # and noisy labels, decaying instance noise, BatchNorm on separate batches, LeakyReLU) and
-    # MLPs of 128 units: all 8 modes, ~86% high-quality samples (seed 0).
+    # MLPs of 128 units, G 3 layers deep as in the detection benchmark's runs: all 8 modes,
+    # ~86% high-quality samples (seed 0). Every preset keeps the 3-layer G it was measured with.
     "healthy": dict(dataset="ring8", steps=10000, batch_size=256, ngf=128, ndf=128, seed=0,
-                    eval_every=1000),
+                    eval_every=1000, g_layers=3),
     # "D loss goes to 0: failure mode": a D with 5 updates per G update, 10x G's learning rate,
     # hard labels and no noise, against G on the saturating minimax loss, whose gradient
     # vanishes once D wins (ganhacks #2). D(x) -> 1 and D(G(z)) -> 0 within ~50 steps.
     "d-wins": dict(dataset="digits", steps=200, seed=0, d_steps=5, lr=2e-4, lr_d=2e-3,
                    g_loss="minimax", label_smoothing=False, label_flip=0.0,
-                   instance_noise=0.0, acgan=False, lr_decay=0.0),
+                   instance_noise=0.0, acgan=False, lr_decay=0.0, g_layers=3),
     # The classic mode collapse: a vanilla GAN on ring8 (no label smoothing or flipping, no
     # instance noise, no BatchNorm, ReLU, a high learning rate) ends up on a few of the 8 modes.
     "collapse": dict(dataset="ring8", steps=4000, batch_size=256, ngf=128, ndf=128, seed=1,
                      lr=1e-3, label_smoothing=False, label_flip=0.0, instance_noise=0.0,
-                     norm="none", activation="relu", lr_decay=0.0, eval_every=500),
+                     norm="none", activation="relu", lr_decay=0.0, eval_every=500, g_layers=3),
     # Exploding gradients, then NaN: SGD for D with a far too large learning rate, no
     # normalisation, the minimax loss.
     "diverge": dict(dataset="digits", steps=100, seed=0, d_optimizer="sgd", lr_d=5.0, lr=2e-3,
                     norm="none", label_smoothing=False, label_flip=0.0, instance_noise=0.0,
-                    acgan=False, init="default", lr_decay=0.0),
+                    acgan=False, init="default", lr_decay=0.0, g_layers=3),
 }
 
 
