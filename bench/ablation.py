@@ -65,7 +65,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--datasets", default="ring8,grid25")
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per run (0: torch's)")
     parser.add_argument("--workers", type=int, default=1,
                         help="runs trained at once, one process each (with --threads 1, one "
                              "per core)")
@@ -73,8 +74,6 @@ def main() -> None:
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     print(f"{args.steps} steps, seeds {seeds[0]}..{seeds[-1]}, batch 256, 128-unit MLPs "
           f"(G 5 layers deep, D 3), lr decay over the last half")

@@ -273,6 +273,11 @@ def test_d_steps_sgd_and_mixed_batches(tmp_path):
     t.netD.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
     t.train_step()
     assert calls[:2] == [16, 16]  # separate all-real and all-fake batches
+    t = trainer(tmp_path, separate_batches=False, pack=4, acgan=True)
+    values = t.train_step()
+    # one mixed batch of 4 real and 4 fake packs: each half gets its own packs' verdicts
+    assert [len(targets) for targets in t.last_targets] == [4, 4]
+    assert math.isfinite(values["d_loss"].item())
 
 
 def test_vae_gan_trains_an_encoder_with_g(tmp_path):
