@@ -2,8 +2,8 @@
 GAN, the trick-enabled default, and the default with single tricks removed, over several seeds,
 side by side with the published tables. Printed, not asserted.
 
-    .venv/bin/python bench/ablation.py [--seeds 5] [--steps 5000] [--variants vanilla,default]
-        [--datasets ring8,grid25] [--workers 2 --threads 1]
+    .venv/bin/python bench/ablation.py [--seeds 5] [--steps N] [--variants vanilla,default]
+        [--datasets ring8,grid25] [--workers 2 --threads 1] [--set ngf=256 --set lr_decay=0.75]
 
 Each row also prints its per-seed figures and the wall time since the runs began (with
 several workers, rows finish together, so the time is cumulative).
@@ -14,7 +14,6 @@ Unrolled GAN 7.6/8 and 23.6/25. PacGAN Table 1: PacGAN4 7.8/8 and 24.8/25.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import statistics
 import time
@@ -22,11 +21,12 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
-from trainer_client.dcgan.config import TrainConfig
+from trainer_client.dcgan.config import POINT_DATASETS, OneLineParser, TrainConfig
 from trainer_client.dcgan.train import Trainer
 
-BASE = dict(batch_size=256, ngf=128, ndf=128, no_server=True, sample_every=0,
-            eval_samples=2500, out="/tmp/ganwatch-ablation")
+# Sizes, steps and the learning-rate schedule are the trainer's defaults for each dataset
+# (trainer_client/dcgan/config.py DATASET_DEFAULTS) unless --steps or --set say otherwise.
+BASE = dict(no_server=True, sample_every=0, eval_samples=2500, out="/tmp/ganwatch-ablation")
 VANILLA = dict(label_smoothing=False, label_flip=0.0, instance_noise=0.0, norm="none",
                activation="relu", separate_batches=False, g_loss="minimax", z_dist="uniform")
 VARIANTS = {
@@ -47,26 +47,59 @@ VARIANTS = {
 }
 
 
-def one(dataset: str, seed: int, steps: int, overrides: dict, threads: int = 0) -> dict:
+def settings(pairs: list[str]) -> dict:
+    """--set FIELD=VALUE pairs -> TrainConfig overrides, each value parsed as the field's type;
+    a bad field or value raises ValueError with a one-line reason."""
+    fields = TrainConfig.__dataclass_fields__
+    out: dict = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in fields or name == "extra":
+            raise ValueError(f"--set wants FIELD=VALUE with a trainer setting, not {pair!r}")
+        kind = str(fields[name].type)
+        try:
+            if kind == "bool":
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                out[name] = text.lower() in ("true", "1")
+            elif kind.startswith("int"):
+                out[name] = int(text)
+            elif kind.startswith("float"):
+                out[name] = float(text)
+            else:
+                out[name] = text
+        except ValueError:
+            wanted = {"int": "an integer", "float": "a number", "bool": "true or false"}
+            raise ValueError(f"--set {name} wants {wanted[kind.split()[0]]}, not {text!r}"
+                             ) from None
+    return out
+
+
+def one(dataset: str, seed: int, steps: int | None, overrides: dict, threads: int = 0) -> dict:
     if threads:
         torch.set_num_threads(threads)
     trainer = Trainer(TrainConfig(dataset=dataset, seed=seed, steps=steps,
                                   **{**BASE, **overrides}))
-    for step in range(steps):
+    for step in range(trainer.cfg.steps):
         trainer.step = step
         trainer.train_step()
     return trainer.evaluate()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="G updates per run (default: the trainer's for each dataset)")
     parser.add_argument("--datasets", default="ring8,grid25")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads per run (0: torch's)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a trainer setting for every variant, e.g. --set ngf=256 (repeat "
+                             "for more); a variant's own settings win")
     parser.add_argument("--workers", type=int, default=1,
                         help="runs trained at once, one process each (with --threads 1, one "
                              "per core)")
@@ -74,17 +107,36 @@ def main() -> None:
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    odd = [d for d in args.datasets.split(",") if d not in POINT_DATASETS]
+    if odd:
+        parser.error(f"unknown dataset(s) {', '.join(odd)}; known: {', '.join(POINT_DATASETS)}")
+    try:
+        base = settings(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    print(f"{args.steps} steps, seeds {seeds[0]}..{seeds[-1]}, batch 256, 128-unit MLPs "
-          f"(G 5 layers deep, D 3), lr decay over the last half")
+    configs = []
+    for dataset in args.datasets.split(","):
+        try:
+            configs.append(TrainConfig(dataset=dataset, steps=args.steps, **{**BASE, **base}))
+        except ValueError as exc:  # a bad --set value: one line, no traceback
+            parser.error(str(exc))
+    print(f"seeds {seeds[0]}..{seeds[-1]}")
+    for cfg in configs:
+        print(f"{cfg.dataset}: {cfg.steps} steps, batch {cfg.batch_size}, G {cfg.g_layers} x "
+              f"{cfg.ngf} units, D {cfg.d_layers} x {cfg.ndf}, learning rates decaying to 0 "
+              f"over the last {cfg.lr_decay:.0%} of the run")
     print(f"{'dataset':8s} {'variant':18s} {'modes (mean)':>12s} {'per seed':>22s} "
           f"{'high-quality':>12s} {'time':>6s}")
     jobs = [(dataset, name) for dataset in args.datasets.split(",")
             for name in args.variants.split(",")]
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
         # every run is submitted up front; each row prints once its seeds are all done
-        futures = {job: [pool.submit(one, job[0], seed, args.steps, VARIANTS[job[1]],
-                                     args.threads) for seed in seeds] for job in jobs}
+        futures = {job: [pool.submit(one, job[0], seed, args.steps,
+                                     {**base, **VARIANTS[job[1]]}, args.threads)
+                         for seed in seeds] for job in jobs}
         start = time.time()
         for (dataset, name), runs in futures.items():
             results = [f.result() for f in runs]

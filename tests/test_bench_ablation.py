@@ -1,0 +1,38 @@
+"""bench/ablation.py's command line: --set parses trainer settings by their types, and bad
+input is one line on stderr (exit 2) before any run starts."""
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("ablation", ROOT / "bench" / "ablation.py")
+ablation = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ablation)
+
+
+def test_set_parses_each_value_as_its_settings_type():
+    got = ablation.settings(["ngf=256", "lr-decay=0.75", "label_smoothing=false",
+                             "z_dist=uniform", "lr_d=1e-4"])
+    assert got == {"ngf": 256, "lr_decay": 0.75, "label_smoothing": False,
+                   "z_dist": "uniform", "lr_d": 1e-4}
+    assert ablation.settings([]) == {}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "wings=2"], "--set wants FIELD=VALUE with a trainer setting, not 'wings=2'"),
+    (["--set", "ngf"], "--set wants FIELD=VALUE"),
+    (["--set", "ngf=1.5"], "--set ngf wants an integer, not '1.5'"),
+    (["--set", "acgan=maybe"], "--set acgan wants true or false, not 'maybe'"),
+    (["--set", "batch_size=0"], "batch-size must be at least 1"),
+    (["--datasets", "digits"], "unknown dataset(s) digits; known: ring8, grid25"),
+    (["--variants", "default,+wings"], "unknown variant(s) +wings"),
+    (["--seeds", "0"], "--seeds must be at least 1"),
+])
+def test_bad_arguments_are_one_line_before_any_run(argv, message):
+    done = subprocess.run([sys.executable, "bench/ablation.py", *argv], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
