@@ -3,7 +3,7 @@ GAN, the trick-enabled default, and the default with single tricks removed, over
 side by side with the published tables. Printed, not asserted.
 
     .venv/bin/python bench/ablation.py [--seeds 5] [--steps N] [--variants vanilla,default]
-        [--datasets ring8,grid25] [--workers 2 --threads 1] [--set ngf=256 --set lr_decay=0.75]
+        [--datasets ring8,grid25] [--workers 2 --threads 1] [--set lr_decay=0.75]
 
 Each row also prints its per-seed figures and the wall time since the runs began (with
 several workers, rows finish together, so the time is cumulative).
@@ -24,7 +24,7 @@ import torch
 from trainer_client.dcgan.config import POINT_DATASETS, OneLineParser, TrainConfig
 from trainer_client.dcgan.train import Trainer
 
-# Sizes, steps and the learning-rate schedule are the trainer's defaults for each dataset
+# Sizes and steps are the trainer's defaults for each dataset
 # (trainer_client/dcgan/config.py DATASET_DEFAULTS) unless --steps or --set say otherwise.
 BASE = dict(no_server=True, sample_every=0, eval_samples=2500, out="/tmp/ganwatch-ablation")
 VANILLA = dict(label_smoothing=False, label_flip=0.0, instance_noise=0.0, norm="none",

@@ -319,15 +319,15 @@ def test_presets_document_and_apply_their_settings():
 
 
 def test_sizes_and_budgets_follow_the_dataset_unless_given():
-    sizes = ("batch_size", "ngf", "ndf", "steps", "lr_decay")
+    sizes = ("batch_size", "ngf", "ndf", "steps")
     figures = {name: tuple(getattr(TrainConfig(dataset=name, data_path="x"), k) for k in sizes)
                for name in ("digits", "folder", "fake", "ring8", "grid25")}
-    assert figures["digits"] == figures["folder"] == figures["fake"] == (64, 32, 32, 600, 0.5)
-    assert figures["ring8"] == (256, 128, 128, 10000, 0.5)
-    assert figures["grid25"] == (256, 256, 128, 100000, 0.75)
-    given = TrainConfig(dataset="grid25", batch_size=64, ngf=32, steps=500, lr_decay=0.0)
-    assert (given.batch_size, given.ngf, given.ndf, given.steps, given.lr_decay) == (
-        64, 32, 128, 500, 0.0)  # what is given wins; the rest is the dataset's
+    assert figures["digits"] == figures["folder"] == figures["fake"] == (64, 32, 32, 600)
+    assert figures["ring8"] == (256, 128, 128, 10000)
+    assert figures["grid25"] == (256, 256, 128, 40000)
+    given = TrainConfig(dataset="grid25", batch_size=64, ngf=32, steps=500)
+    assert (given.batch_size, given.ngf, given.ndf, given.steps) == (
+        64, 32, 128, 500)  # what is given wins; the rest is the dataset's
     assert TrainConfig(preset="healthy").steps == 10000  # a preset's settings win too
     assert TrainConfig(preset="d-wins").batch_size == 64  # ... and the rest is its dataset's
     assert TrainConfig(dataset="grid25", dry_run=True).steps == 3
