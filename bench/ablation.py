@@ -21,7 +21,12 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
-from trainer_client.dcgan.config import POINT_DATASETS, OneLineParser, TrainConfig
+from trainer_client.dcgan.config import (
+    POINT_DATASETS,
+    OneLineParser,
+    TrainConfig,
+    field_type,
+)
 from trainer_client.dcgan.train import Trainer
 
 # Sizes and steps are the trainer's defaults for each dataset
@@ -57,22 +62,17 @@ def settings(pairs: list[str]) -> dict:
         name = name.strip().replace("-", "_")
         if not sep or name not in fields or name == "extra":
             raise ValueError(f"--set wants FIELD=VALUE with a trainer setting, not {pair!r}")
-        kind = str(fields[name].type)
+        kind = field_type(fields[name])
         try:
-            if kind == "bool":
+            if kind is bool:
                 if text.lower() not in ("true", "false", "1", "0"):
                     raise ValueError
                 out[name] = text.lower() in ("true", "1")
-            elif kind.startswith("int"):
-                out[name] = int(text)
-            elif kind.startswith("float"):
-                out[name] = float(text)
             else:
-                out[name] = text
+                out[name] = kind(text)
         except ValueError:
-            wanted = {"int": "an integer", "float": "a number", "bool": "true or false"}
-            raise ValueError(f"--set {name} wants {wanted[kind.split()[0]]}, not {text!r}"
-                             ) from None
+            wanted = {int: "an integer", float: "a number", bool: "true or false"}
+            raise ValueError(f"--set {name} wants {wanted[kind]}, not {text!r}") from None
     return out
 
 

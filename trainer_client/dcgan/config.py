@@ -209,6 +209,15 @@ def config_dict(config: TrainConfig) -> dict:
     return dataclasses.asdict(config)
 
 
+def field_type(f: dataclasses.Field) -> type:
+    """The type a TrainConfig field's value is read as from text: bool, int, float or str
+    (`int | None` reads as int; None is only ever the default)."""
+    kind = str(f.type)
+    if kind == "bool":
+        return bool
+    return int if kind.startswith("int") else float if kind.startswith("float") else str
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr (exit 2), not a usage dump."""
 
@@ -226,14 +235,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         if f.name == "extra":
             continue
         flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type)
-        if kind == "bool" and f.name.startswith("no_"):  # --no-server is itself the switch
+        convert = field_type(f)
+        if convert is bool and f.name.startswith("no_"):  # --no-server is itself the switch
             parser.add_argument(flag, action="store_true", default=f.default)
-        elif kind == "bool":  # --label-smoothing / --no-label-smoothing
+        elif convert is bool:  # --label-smoothing / --no-label-smoothing
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
         else:
-            convert = (int if kind.startswith("int") else float if kind.startswith("float")
-                       else str)
             allowed = tuple(PRESETS) if f.name == "preset" else CHOICES.get(f.name)
             per_dataset = f.name in DATASET_DEFAULTS["images"]
             shown = ("per dataset: " + ", ".join(f"{name} {values[f.name]}"

@@ -113,11 +113,15 @@ class Trainer:
             return (netD(real, y_real if cond else None), netD(fake, y_fake if cond else None))
         labels = torch.cat([y_real, y_fake]) if cond and y_real is not None else None
         out = netD(torch.cat([real, fake]), labels)
-        # rows are per sample (AC-GAN classes) or per PacGAN pack (logits, features): the real
-        # part is the same share of each
-        share, total = len(real), len(real) + len(fake)
-        split = [(t[:len(t) * share // total], t[len(t) * share // total:])
-                 if t is not None else (None, None) for t in out]
+        def halves(t: torch.Tensor | None):
+            # rows are per sample (AC-GAN classes) or per PacGAN pack (logits, features): the
+            # real part is the same share of each
+            if t is None:
+                return None, None
+            cut = len(t) * len(real) // (len(real) + len(fake))
+            return t[:cut], t[cut:]
+
+        split = [halves(t) for t in out]
         return DOut(*(s[0] for s in split)), DOut(*(s[1] for s in split))
 
     def aux_loss(self, out: DOut, labels) -> torch.Tensor:
