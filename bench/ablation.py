@@ -33,7 +33,8 @@ from trainer_client.dcgan.train import Trainer
 # (trainer_client/dcgan/config.py DATASET_DEFAULTS) unless --steps or --set say otherwise.
 BASE = dict(no_server=True, sample_every=0, eval_samples=2500, out="/tmp/ganwatch-ablation")
 VANILLA = dict(label_smoothing=False, label_flip=0.0, instance_noise=0.0, norm="none",
-               activation="relu", separate_batches=False, g_loss="minimax", z_dist="uniform")
+               activation="relu", separate_batches=False, g_loss="minimax", z_dist="uniform",
+               pack=1)
 VARIANTS = {
     "vanilla": VANILLA,
     "default": {},
@@ -47,6 +48,7 @@ VARIANTS = {
     "+replay": dict(replay=0.25),
     "+minibatch-disc": dict(minibatch_disc=True),
     "-deep-g": dict(g_layers=3),  # not a trick: the 3-layer G of earlier measurements
+    "-pack": dict(pack=1),  # grid25 packs 2 by default; ring8 and images do not pack
     "+pack2": dict(pack=2),
     "+pack4": dict(pack=4),
 }
@@ -125,9 +127,10 @@ def main() -> None:
             parser.error(str(exc))
     print(f"seeds {seeds[0]}..{seeds[-1]}")
     for cfg in configs:
+        packs = f" judging packs of {cfg.pack}" if cfg.pack > 1 else ""
         print(f"{cfg.dataset}: {cfg.steps} steps, batch {cfg.batch_size}, G {cfg.g_layers} x "
-              f"{cfg.ngf} units, D {cfg.d_layers} x {cfg.ndf}, learning rates decaying to 0 "
-              f"over the last {cfg.lr_decay:.0%} of the run")
+              f"{cfg.ngf} units, D {cfg.d_layers} x {cfg.ndf}{packs}, learning rates decaying "
+              f"to 0 over the last {cfg.lr_decay:.0%} of the run")
     print(f"{'dataset':8s} {'variant':18s} {'modes (mean)':>12s} {'per seed':>22s} "
           f"{'high-quality':>12s} {'time':>6s}")
     jobs = [(dataset, name) for dataset in args.datasets.split(",")

@@ -319,21 +319,26 @@ def test_presets_document_and_apply_their_settings():
 
 
 def test_sizes_and_budgets_follow_the_dataset_unless_given():
-    sizes = ("batch_size", "ngf", "ndf", "steps")
+    sizes = ("batch_size", "ngf", "ndf", "steps", "lr_decay", "pack")
     figures = {name: tuple(getattr(TrainConfig(dataset=name, data_path="x"), k) for k in sizes)
                for name in ("digits", "folder", "fake", "ring8", "grid25")}
-    assert figures["digits"] == figures["folder"] == figures["fake"] == (64, 32, 32, 600)
-    assert figures["ring8"] == (256, 128, 128, 10000)
-    assert figures["grid25"] == (256, 256, 128, 40000)
-    given = TrainConfig(dataset="grid25", batch_size=64, ngf=32, steps=500)
-    assert (given.batch_size, given.ngf, given.ndf, given.steps) == (
-        64, 32, 128, 500)  # what is given wins; the rest is the dataset's
+    assert figures["digits"] == figures["folder"] == figures["fake"] == (64, 32, 32, 600, 0.5, 1)
+    assert figures["ring8"] == (256, 128, 128, 10000, 0.5, 1)
+    assert figures["grid25"] == (256, 256, 256, 100000, 0.75, 2)
+    given = TrainConfig(dataset="grid25", batch_size=64, ngf=32, steps=500, pack=1)
+    assert (given.batch_size, given.ngf, given.ndf, given.steps, given.pack) == (
+        64, 32, 256, 500, 1)  # what is given wins; the rest is the dataset's
     assert TrainConfig(preset="healthy").steps == 10000  # a preset's settings win too
     assert TrainConfig(preset="d-wins").batch_size == 64  # ... and the rest is its dataset's
+    assert TrainConfig(preset="collapse").lr_decay == 0.0
+    assert TrainConfig(preset="collapse", lr_decay=0.25).lr_decay == 0.25  # a flag wins
     assert TrainConfig(dataset="grid25", dry_run=True).steps == 3
+    with pytest.raises(ValueError, match=r"batch-size \(101\) must be a multiple of pack \(2\)"):
+        TrainConfig(dataset="grid25", batch_size=101)  # grid25's packs check a given batch
     help_text = subprocess.run([sys.executable, "-m", "trainer_client.dcgan", "--help"],
                                capture_output=True, text=True, cwd=ROOT, timeout=120).stdout
-    assert "grid25 256" in " ".join(help_text.split())  # --ngf's per-dataset defaults
+    help_text = " ".join(help_text.split())
+    assert "grid25 256" in help_text and "grid25 0.75" in help_text  # --ngf's, --lr-decay's
 
 
 def test_checkpoint_and_resume_continue_the_run(tmp_path):
