@@ -5,8 +5,9 @@ side by side with the published tables. Printed, not asserted.
     .venv/bin/python bench/ablation.py [--seeds 5] [--steps N] [--variants vanilla,default]
         [--datasets ring8,grid25] [--workers 2 --threads 1] [--set lr_decay=0.75]
 
-Each row also prints its per-seed figures and the wall time since the runs began (with
-several workers, rows finish together, so the time is cumulative).
+Each row prints (stdout) once its seeds are all done, with its per-seed modes and the wall
+time since the runs began (cumulative with several workers); every run also reports its own
+modes and high-quality share on stderr as it ends, so long runs show progress.
 
 Published (2D, same protocol): VEEGAN Table 1: GAN 1/8 ring modes, 3.3/25 grid modes;
 Unrolled GAN 7.6/8 and 23.6/25. PacGAN Table 1: PacGAN4 7.8/8 and 24.8/25.
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import statistics
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 
@@ -136,20 +138,28 @@ def main() -> None:
     jobs = [(dataset, name) for dataset in args.datasets.split(",")
             for name in args.variants.split(",")]
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
-        # every run is submitted up front; each row prints once its seeds are all done
+        # every run is submitted up front; each run reports on stderr as it ends, and each row
+        # prints on stdout once its seeds are all done
         futures = {job: [pool.submit(one, job[0], seed, args.steps,
                                      {**base, **VARIANTS[job[1]]}, args.threads)
                          for seed in seeds] for job in jobs}
+        which = {f: (job, seed) for job, runs in futures.items() for f, seed in zip(runs, seeds)}
+        left = {job: len(runs) for job, runs in futures.items()}
         start = time.time()
-        for (dataset, name), runs in futures.items():
-            results = [f.result() for f in runs]
-            modes = [r["modes_captured"] for r in results]
-            hq = statistics.mean(r["high_quality"] for r in results)
-            total = results[0]["modes"]
-            print(f"{dataset:8s} {name:18s} {statistics.mean(modes):8.1f}/{total:<3d} "
-                  f"{str(modes):>22s} {100 * hq:11.1f}% {time.time() - start:5.0f}s",
-                  flush=True)
-
+        for finished in as_completed(which):
+            (dataset, name), seed = which[finished]
+            r = finished.result()
+            print(f"# {dataset} {name} seed {seed}: {r['modes_captured']}/{r['modes']} modes, "
+                  f"{100 * r['high_quality']:.1f}% high-quality ({time.time() - start:.0f}s)",
+                  file=sys.stderr, flush=True)
+            left[(dataset, name)] -= 1
+            if not left[(dataset, name)]:
+                results = [f.result() for f in futures[(dataset, name)]]
+                modes = [r["modes_captured"] for r in results]
+                hq = statistics.mean(r["high_quality"] for r in results)
+                print(f"{dataset:8s} {name:18s} {statistics.mean(modes):8.1f}/"
+                      f"{results[0]['modes']:<3d} {str(modes):>22s} {100 * hq:11.1f}% "
+                      f"{time.time() - start:5.0f}s", flush=True)
 
 if __name__ == "__main__":
     main()

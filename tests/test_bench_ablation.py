@@ -36,3 +36,23 @@ def test_bad_arguments_are_one_line_before_any_run(argv, message):
                           text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_each_run_reports_as_it_ends_and_each_row_once_its_seeds_are_done():
+    done = subprocess.run([sys.executable, "bench/ablation.py", "--datasets", "ring8",
+                           "--steps", "3", "--seeds", "2", "--variants", "default,vanilla",
+                           "--threads", "1"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs = [line for line in done.stderr.splitlines() if line.startswith("# ring8 ")]
+    assert sorted(line.split(":")[0] for line in runs) == [
+        "# ring8 default seed 0", "# ring8 default seed 1",
+        "# ring8 vanilla seed 0", "# ring8 vanilla seed 1"]
+    assert all("/8 modes, " in line and "% high-quality" in line for line in runs)
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("ring8 ")]
+    assert [row[1] for row in rows] == ["default", "vanilla"]
+    # a row's per-seed modes are the ones its runs reported
+    for row in rows:
+        reported = [line.split(": ")[1].split("/")[0] for line in runs if f" {row[1]} " in line]
+        per_seed = "".join(row[3:-2]).strip("[]").split(",")
+        assert sorted(per_seed) == sorted(reported)
