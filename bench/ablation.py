@@ -161,5 +161,6 @@ def main() -> None:
                       f"{results[0]['modes']:<3d} {str(modes):>22s} {100 * hq:11.1f}% "
                       f"{time.time() - start:5.0f}s", flush=True)
 
+
 if __name__ == "__main__":
     main()

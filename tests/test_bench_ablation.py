@@ -8,6 +8,8 @@ import sys
 import pytest
 from conftest import ROOT
 
+from trainer_client.dcgan.config import TrainConfig
+
 spec = importlib.util.spec_from_file_location("ablation", ROOT / "bench" / "ablation.py")
 ablation = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ablation)
@@ -56,3 +58,17 @@ def test_each_run_reports_as_it_ends_and_each_row_once_its_seeds_are_done():
         reported = [line.split(": ")[1].split("/")[0] for line in runs if f" {row[1]} " in line]
         per_seed = "".join(row[3:-2]).strip("[]").split(",")
         assert sorted(per_seed) == sorted(reported)
+
+
+def test_grid25_packs_by_default_and_vanilla_does_not():
+    def trained(variant):
+        return TrainConfig(dataset="grid25", **{**ablation.BASE, **ablation.VARIANTS[variant]})
+
+    assert trained("default").pack == 2
+    assert trained("vanilla").pack == trained("-pack").pack == 1  # a plain GAN judges singly
+    done = subprocess.run([sys.executable, "bench/ablation.py", "--datasets", "grid25",
+                           "--steps", "1", "--seeds", "1", "--variants=-pack",
+                           "--threads", "1"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "D 3 x 256 judging packs of 2," in done.stdout  # the header names the default's packs
