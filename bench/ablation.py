@@ -15,7 +15,10 @@ Unrolled GAN 7.6/8 and 23.6/25. PacGAN Table 1: PacGAN4 7.8/8 and 24.8/25.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
+import os
+import signal
 import statistics
 import sys
 import time
@@ -80,6 +83,18 @@ def settings(pairs: list[str]) -> dict:
     return out
 
 
+def die_with(parent: int) -> None:
+    """A worker's initializer: when the ablation process dies (`kill PID`, an OOM kill), its
+    workers get SIGTERM instead of training on, unseen, for the rest of their runs. Linux only
+    (prctl PR_SET_PDEATHSIG); elsewhere workers stop when they next hand back a result."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def one(dataset: str, seed: int, steps: int | None, overrides: dict, threads: int = 0) -> dict:
     if threads:
         torch.set_num_threads(threads)
@@ -137,7 +152,8 @@ def main() -> None:
           f"{'high-quality':>12s} {'time':>6s}")
     jobs = [(dataset, name) for dataset in args.datasets.split(",")
             for name in args.variants.split(",")]
-    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"),
+                             initializer=die_with, initargs=(os.getpid(),)) as pool:
         # every run is submitted up front; each run reports on stderr as it ends, and each row
         # prints on stdout once its seeds are all done
         futures = {job: [pool.submit(one, job[0], seed, args.steps,

@@ -2,8 +2,12 @@
 input is one line on stderr (exit 2) before any run starts."""
 
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -72,3 +76,57 @@ def test_grid25_packs_by_default_and_vanilla_does_not():
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert "D 3 x 256 judging packs of 2," in done.stdout  # the header names the default's packs
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is pid, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # it ended while we looked
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has ended; nobody has reaped it yet
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux-only")
+def test_killing_the_ablation_stops_its_workers():
+    proc = subprocess.Popen([sys.executable, "bench/ablation.py", "--datasets", "ring8",
+                             "--steps", "10000000", "--seeds", "1", "--variants", "default",
+                             "--threads", "1"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        workers: list[int] = []
+        deadline = time.monotonic() + 120
+        while not workers and time.monotonic() < deadline and proc.poll() is None:
+            workers = [c for c in children(proc.pid) if "--multiprocessing-fork" in cmdline(c)]
+            time.sleep(0.05)  # polling /proc for the worker to appear, bounded by the deadline
+        assert workers, "the ablation started no worker"
+    finally:
+        proc.terminate()  # SIGTERM to the ablation process only, as `kill PID` does
+        proc.wait(timeout=60)
+    deadline = time.monotonic() + 60
+    while any(running(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the orphaned worker to end, bounded by the deadline
+    alive = [w for w in workers if running(w)]
+    for w in alive:  # do not leave a ten-million-step run behind if the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not alive, "a worker kept training after the ablation process was killed"
