@@ -158,9 +158,9 @@ class TrainConfig:
 # What a field left at None becomes, per dataset. Images: DCGAN-sized networks and a short run
 # (600 steps of digits take about a minute on a CPU). The 2D mixtures: the settings measured in
 # bench/RESULTS.md (ring8: 8.0/8 modes, 92.3% high-quality samples in 10,000 steps; grid25:
-# 24.4/25 modes, 93.3% high-quality in 100,000 steps over 5 seeds: its precision needs the
-# long run with the long decay, and its coverage over that run the wider G, the wider D and
-# packing).
+# 24.0/25 modes, 90% high-quality in 100,000 steps over 10 seeds, short of the 24.5 target:
+# its precision needs the long run with the long decay, and its coverage over that run the
+# wider G, the wider D and packing).
 DATASET_DEFAULTS: dict[str, dict] = {
     "images": dict(batch_size=64, ngf=32, ndf=32, steps=600, lr_decay=0.5, pack=1),
     "ring8": dict(batch_size=256, ngf=128, ndf=128, steps=10000, lr_decay=0.5, pack=1),
