@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, wait_until
 
 from trainer_client.dcgan.config import TrainConfig
 
@@ -114,19 +113,16 @@ def test_killing_the_ablation_stops_its_workers():
                              "--threads", "1"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        workers: list[int] = []
-        deadline = time.monotonic() + 120
-        while not workers and time.monotonic() < deadline and proc.poll() is None:
-            workers = [c for c in children(proc.pid) if "--multiprocessing-fork" in cmdline(c)]
-            time.sleep(0.05)  # polling /proc for the worker to appear, bounded by the deadline
-        assert workers, "the ablation started no worker"
+        workers = wait_until(
+            lambda: [c for c in children(proc.pid) if "--multiprocessing-fork" in cmdline(c)],
+            120, "the ablation's worker process")
     finally:
         proc.terminate()  # SIGTERM to the ablation process only, as `kill PID` does
         proc.wait(timeout=60)
-    deadline = time.monotonic() + 60
-    while any(running(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling for the orphaned worker to end, bounded by the deadline
-    alive = [w for w in workers if running(w)]
-    for w in alive:  # do not leave a ten-million-step run behind if the test fails
-        os.kill(w, signal.SIGKILL)
-    assert not alive, "a worker kept training after the ablation process was killed"
+    try:
+        wait_until(lambda: not any(running(w) for w in workers), 60,
+                   "the worker to stop training after the ablation process was killed")
+    finally:
+        for w in workers:  # do not leave a ten-million-step run behind if the test fails
+            if running(w):
+                os.kill(w, signal.SIGKILL)
