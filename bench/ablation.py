@@ -56,6 +56,7 @@ VARIANTS = {
     "-pack": dict(pack=1),  # grid25 packs 2 by default; ring8 and images do not pack
     "+pack2": dict(pack=2),
     "+pack4": dict(pack=4),
+    "+g-ema": dict(g_ema=0.999),
 }
 
 

@@ -74,6 +74,7 @@ ALL_IMAGE_TRICKS = dict(
     d_optimizer="sgd", init="default", acgan=True, conditional=True, instance_noise=0.2,
     g_noise=0.1, d_steps=2, minibatch_disc=True, g_dropout=0.5, spectral_norm=True,
     patch_d=True, vae=True, image_size=64, eval_every=1, checkpoint_every=1, pack=2,
+    g_ema=0.9,
 )
 
 
@@ -384,6 +385,39 @@ def test_evaluation_leaves_the_live_generator_untouched(tmp_path):
     after = t.netG.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert t.netG.training  # still in training mode
+
+
+def test_g_ema_averages_g_and_makes_the_samples_and_the_evaluation(tmp_path):
+    t = trainer(tmp_path, dataset="ring8", g_ema=0.9)
+    start = [p.clone() for p in t.netG_ema.parameters()]
+    assert all(torch.equal(a, g) for a, g in zip(start, t.netG.parameters()))
+    t.train_step()
+    for avg, old, live in zip(t.netG_ema.parameters(), start, t.netG.parameters()):
+        assert torch.allclose(avg, 0.9 * old + 0.1 * live)
+    assert not all(torch.equal(a, g) for a, g in zip(t.netG_ema.parameters(),
+                                                     t.netG.parameters()))
+    with torch.no_grad():
+        assert torch.equal(t.fixed_samples(), t.netG_ema.eval()(t.fixed_z, None))
+        assert not torch.equal(t.fixed_samples(), t.netG.eval()(t.fixed_z, None))
+    t.netG.train()
+    t.fixed_samples()
+    assert t.netG.training  # sampling leaves the live G training
+    # the evaluation judges the average: a G whose weights become the average's scores alike
+    metrics = t.evaluate()
+    t.netG.load_state_dict(t.netG_ema.state_dict())
+    t.netG_ema = None
+    assert t.evaluate() == metrics
+
+    averaged = trainer(tmp_path, dataset="ring8", g_ema=0.9)
+    averaged.train_step()
+    resumed = trainer(tmp_path, dataset="ring8", g_ema=0.9)
+    resumed.load(str(averaged.checkpoint()))  # a checkpoint keeps the average
+    assert all(torch.equal(a, b) for a, b in zip(resumed.netG_ema.parameters(),
+                                                 averaged.netG_ema.parameters()))
+    plain = trainer(tmp_path, dataset="ring8")
+    assert plain.netG_ema is None and plain.sampler is plain.netG  # off by default
+    with pytest.raises(ValueError, match="g-ema must be at least 0 and below 1"):
+        TrainConfig(g_ema=1.0)
 
 
 def test_learning_rates_decay_linearly_over_the_last_part_of_the_run(tmp_path):

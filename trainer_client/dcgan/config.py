@@ -86,6 +86,10 @@ class TrainConfig:
     feature_matching: bool = False  # G matches D's intermediate features of real data
     spectral_norm: bool = False  # spectral normalisation of D's layers
     patch_d: bool = False  # a PatchGAN D: one logit per image patch
+    # Not a ganhacks trick but weight averaging (Yazici et al. 2019; ProGAN, StyleGAN): a copy
+    # of G whose weights are an exponential moving average of G's, with this decay per step,
+    # makes the samples, the grids and the evaluation; G itself trains as before. 0 = off.
+    g_ema: float = 0.0
     # Not a ganhacks trick but PacGAN (Lin et al. 2018): D judges `pack` samples at once,
     # concatenated (features for 2D points, channels for images), all real or all fake, so a
     # G that repeats itself is easy to tell apart. 1 = off. The batch must divide into packs.
@@ -144,6 +148,9 @@ class TrainConfig:
                      "sample_every", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.replace('_', '-')} must not be negative")
+        if not 0.0 <= self.g_ema < 1.0:
+            problems.append("g-ema must be at least 0 and below 1 (0.999 averages over about "
+                            "1,000 steps)")
         if self.pack > 1 and self.batch_size % self.pack:
             problems.append(f"batch-size ({self.batch_size}) must be a multiple of pack "
                             f"({self.pack})")

@@ -4,6 +4,7 @@ from the config; the loop streams to ganwatch through the two-line client."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import random
 import sys
@@ -77,6 +78,8 @@ class Trainer:
             self.optD = torch.optim.Adam(self.netD.parameters(), lr=lr_d,
                                          betas=(cfg.beta1, 0.999))
         self.base_lrs = [g["lr"] for opt in (self.optG, self.optD) for g in opt.param_groups]
+        # the moving average of G (cfg.g_ema): what samples and evaluations come from
+        self.netG_ema = copy.deepcopy(self.netG).eval() if cfg.g_ema > 0 else None
         self.replay = ReplayBuffer(cfg.replay_size) if cfg.replay > 0 else None
         self.snapshots = Snapshots(cfg.swap_every, cfg.swap_steps)
         fixed_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
@@ -200,12 +203,28 @@ class Trainer:
                 errG = errG + F.mse_loss(recon.float(), real.float()) + cfg.vae_kl_weight * kl
         errG.backward()
         self.optG.step()
+        if self.netG_ema is not None:
+            self.update_ema()
 
         d_real = torch.sigmoid(out_real.logits.detach().float()).mean()  # tensors: no host sync
         d_fake = torch.sigmoid(out_fake.logits.detach().float()).mean()
         return {"d_loss": errD.detach(), "g_loss": errG.detach(), "d_real": d_real,
                 "d_fake": d_fake, "fake": fake.detach(), "real": real,
                 "instance_noise": std}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """G_ema <- decay * G_ema + (1 - decay) * G, weight by weight; BatchNorm's running
+        statistics are copied (the evaluation re-estimates them anyway)."""
+        torch._foreach_lerp_(list(self.netG_ema.parameters()), list(self.netG.parameters()),
+                             1.0 - self.cfg.g_ema)
+        for mine, live in zip(self.netG_ema.buffers(), self.netG.buffers()):
+            mine.copy_(live)
+
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The G whose samples are shown and evaluated: the moving average when there is one."""
+        return self.netG_ema if self.netG_ema is not None else self.netG
 
     # -- checkpoints, samples, evaluation -----------------------------------------------------
 
@@ -214,6 +233,7 @@ class Trainer:
         path = self.out / "checkpoint.pt"
         state = {"config": config_dict(self.cfg), "step": self.step, "run_id": self.run_id,
                  "G": self.netG.state_dict(), "D": self.netD.state_dict(),
+                 "G_ema": self.netG_ema.state_dict() if self.netG_ema is not None else None,
                  "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
                  "encoder": self.encoder.state_dict() if self.encoder is not None else None,
                  "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state()}
@@ -226,6 +246,8 @@ class Trainer:
         state = torch.load(path, map_location=self.device, weights_only=False)
         self.netG.load_state_dict(state["G"])
         self.netD.load_state_dict(state["D"])
+        if self.netG_ema is not None:  # a checkpoint without one starts the average at G
+            self.netG_ema.load_state_dict(state.get("G_ema") or state["G"])
         self.optG.load_state_dict(state["optG"])
         self.optD.load_state_dict(state["optD"])
         if self.encoder is not None and state.get("encoder"):
@@ -236,12 +258,18 @@ class Trainer:
         self.run_id = state.get("run_id")
 
     @torch.no_grad()
-    def fixed_samples(self) -> torch.Tensor:
-        self.netG.eval()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Samples from the sampler G in eval mode; the live G goes back to training mode."""
+        g = self.sampler
+        g.eval()
         try:
-            return self.netG(self.fixed_z, self.fixed_labels if self.cfg.conditional else None)
+            return g(z, labels)
         finally:
-            self.netG.train()
+            if g is self.netG:
+                g.train()
+
+    def fixed_samples(self) -> torch.Tensor:
+        return self.generate(self.fixed_z, self.fixed_labels if self.cfg.conditional else None)
 
     def save_grid(self, images: torch.Tensor, name: str) -> Path | None:
         png = image_grid_png(images.float().cpu())
@@ -259,14 +287,10 @@ class Trainer:
                                   spherical=spherical)
         labels = (torch.arange(8, device=self.device).repeat_interleave(8) % self.n_classes
                   if self.cfg.conditional and self.n_classes else None)
-        self.netG.eval()
-        try:
-            return self.netG(z, labels)
-        finally:
-            self.netG.train()
+        return self.generate(z, labels)
 
     def evaluate(self) -> dict:
-        return evaluate(self.netG, self.ds, nz=self.cfg.nz, z_dist=self.cfg.z_dist,
+        return evaluate(self.sampler, self.ds, nz=self.cfg.nz, z_dist=self.cfg.z_dist,
                         n=self.cfg.eval_samples, device=self.device)
 
 
