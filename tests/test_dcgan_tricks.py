@@ -334,6 +334,10 @@ def test_sizes_and_budgets_follow_the_dataset_unless_given():
     assert TrainConfig(preset="collapse").lr_decay == 0.0
     assert TrainConfig(preset="collapse", lr_decay=0.25).lr_decay == 0.25  # a flag wins
     assert TrainConfig(dataset="grid25", dry_run=True).steps == 3
+    # a default batch comes in whole packs; a given one must already
+    assert TrainConfig(dataset="ring8", pack=3).batch_size == 255
+    assert TrainConfig(dataset="digits", pack=5).batch_size == 60
+    assert TrainConfig(dataset="grid25", pack=4).batch_size == 256
     with pytest.raises(ValueError, match=r"batch-size \(101\) must be a multiple of pack \(2\)"):
         TrainConfig(dataset="grid25", batch_size=101)  # grid25's packs check a given batch
     help_text = subprocess.run([sys.executable, "-m", "trainer_client.dcgan", "--help"],

@@ -32,7 +32,8 @@ class TrainConfig:
     image_size: int = 32  # 32 or 64 (images); 2D points ignore it
     # batch_size, ngf, ndf, steps, lr_decay and pack left at None take the dataset's default
     # (DATASET_DEFAULTS below): small networks and runs for images, the benchmarked ones for
-    # the 2D mixtures. Whatever is given, on the command line or by a preset, wins.
+    # the 2D mixtures. Whatever is given, on the command line or by a preset, wins; a default
+    # batch is rounded down to whole packs (256 in packs of 3: 255).
     batch_size: int | None = None
     nz: int = 64  # size of the latent z vector
     ngf: int | None = None  # generator width (hidden units for 2D points)
@@ -114,9 +115,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.preset:
             apply_preset(self, self.preset)
+        batch_given = self.batch_size is not None
         for key, value in dataset_defaults(self.dataset).items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
+        if not batch_given and self.pack > 1:  # the dataset's batch, in whole packs
+            self.batch_size = max(self.pack, self.batch_size - self.batch_size % self.pack)
         if self.dry_run:  # the same setup, a few steps: any dataset (fake needs no data at all)
             self.steps = min(self.steps, 3)
             self.no_server = True
