@@ -5,9 +5,10 @@ side by side with the published tables. Printed, not asserted.
     .venv/bin/python bench/ablation.py [--seeds 5] [--steps N] [--variants vanilla,default]
         [--datasets ring8,grid25] [--workers 2 --threads 1] [--set lr_decay=0.75]
 
-Each row prints (stdout) once its seeds are all done, with its per-seed modes and the wall
-time since the runs began (cumulative with several workers); every run also reports its own
-modes and high-quality share on stderr as it ends, so long runs show progress.
+Each row prints (stdout) once its seeds are all done, with its per-seed modes, the wall
+time since the runs began (cumulative with several workers) and its per-seed high-quality
+shares; every run also reports its own modes and high-quality share on stderr as it ends, so
+long runs show progress. A list of removals goes as typed: `--variants -pack,-leaky`.
 
 Published (2D, same protocol): VEEGAN Table 1: GAN 1/8 ring modes, 3.3/25 grid modes;
 Unrolled GAN 7.6/8 and 23.6/25. PacGAN Table 1: PacGAN4 7.8/8 and 24.8/25.
@@ -107,6 +108,23 @@ def one(dataset: str, seed: int, steps: int | None, overrides: dict, threads: in
     return trainer.evaluate()
 
 
+def joined_variants(argv: list[str]) -> list[str]:
+    """`--variants -pack` as `--variants=-pack`: argparse takes a value that starts with a dash
+    for an option of its own ("expected one argument"), and removals all start with one."""
+    out: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--variants":
+            value = next(rest, None)
+            if value is not None and value.startswith("-") and not value.startswith("--"):
+                out.append(f"--variants={value}")
+                continue
+            out.extend([arg] if value is None else [arg, value])
+        else:
+            out.append(arg)
+    return out
+
+
 def main() -> None:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -123,7 +141,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="runs trained at once, one process each (with --threads 1, one "
                              "per core)")
-    args = parser.parse_args()
+    args = parser.parse_args(joined_variants(sys.argv[1:]))
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
@@ -174,9 +192,11 @@ def main() -> None:
                 results = [f.result() for f in futures[(dataset, name)]]
                 modes = [r["modes_captured"] for r in results]
                 hq = statistics.mean(r["high_quality"] for r in results)
+                shares = [round(100 * r["high_quality"], 1) for r in results]
                 print(f"{dataset:8s} {name:18s} {statistics.mean(modes):8.1f}/"
-                      f"{results[0]['modes']:<3d} {str(modes):>22s} {100 * hq:11.1f}% "
-                      f"{time.time() - start:5.0f}s", flush=True)
+                      f"{results[0]['modes']:<3d} {str(modes):>22s} "
+                      f"{100 * hq:11.1f}% {time.time() - start:5.0f}s  "
+                      f"high-quality per seed {shares}", flush=True)
 
 
 if __name__ == "__main__":

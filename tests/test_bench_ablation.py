@@ -3,6 +3,7 @@ input is one line on stderr (exit 2) before any run starts."""
 
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,13 +55,22 @@ def test_each_run_reports_as_it_ends_and_each_row_once_its_seeds_are_done():
         "# ring8 default seed 0", "# ring8 default seed 1",
         "# ring8 vanilla seed 0", "# ring8 vanilla seed 1"]
     assert all("/8 modes, " in line and "% high-quality" in line for line in runs)
-    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("ring8 ")]
+    rows = [re.fullmatch(r"ring8 +(\S+) +([\d.]+)/8 +\[([\d, ]+)\] +([\d.]+)% +\d+s  "
+                         r"high-quality per seed \[([\d., ]+)\]", line)
+            for line in done.stdout.splitlines() if line.startswith("ring8 ")]
+    assert all(rows), done.stdout
     assert [row[1] for row in rows] == ["default", "vanilla"]
-    # a row's per-seed modes are the ones its runs reported
+    # a row's per-seed modes and high-quality shares are the ones its runs reported, and its
+    # means are theirs
     for row in rows:
-        reported = [line.split(": ")[1].split("/")[0] for line in runs if f" {row[1]} " in line]
-        per_seed = "".join(row[3:-2]).strip("[]").split(",")
-        assert sorted(per_seed) == sorted(reported)
+        reported = [re.search(r": (\d+)/8 modes, ([\d.]+)% high-quality", line).groups()
+                    for line in runs if f" {row[1]} " in line]
+        modes = [int(m) for m in row[3].split(",")]
+        shares = [float(s) for s in row[5].split(",")]
+        assert sorted(modes) == sorted(int(m) for m, _ in reported)
+        assert sorted(shares) == sorted(float(s) for _, s in reported)
+        assert float(row[2]) == pytest.approx(sum(modes) / len(modes), abs=0.05)
+        assert float(row[4]) == pytest.approx(sum(shares) / len(shares), abs=0.1)
 
 
 def test_grid25_packs_by_default_and_vanilla_does_not():
@@ -70,11 +80,14 @@ def test_grid25_packs_by_default_and_vanilla_does_not():
     assert trained("default").pack == 2
     assert trained("vanilla").pack == trained("-pack").pack == 1  # a plain GAN judges singly
     done = subprocess.run([sys.executable, "bench/ablation.py", "--datasets", "grid25",
-                           "--steps", "1", "--seeds", "1", "--variants=-pack",
+                           "--steps", "1", "--seeds", "1", "--variants", "-pack",
                            "--threads", "1"], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert "D 3 x 256 judging packs of 2," in done.stdout  # the header names the default's packs
+    # `--variants -pack`, as typed, is the removal, not an option argparse does not know
+    assert [line.split()[1] for line in done.stdout.splitlines()
+            if line.startswith("grid25 ")] == ["-pack"]
 
 
 def children(pid: int) -> list[int]:
