@@ -164,9 +164,13 @@ def main() -> None:
     print(f"seeds {seeds[0]}..{seeds[-1]}")
     for cfg in configs:
         packs = f" judging packs of {cfg.pack}" if cfg.pack > 1 else ""
+        noise = ""
+        if cfg.instance_noise > 0 and cfg.instance_noise_decay > 0:
+            noise = (f", instance noise {cfg.instance_noise:g} decaying to 0 at "
+                     f"{cfg.instance_noise_decay:.0%} of the run")
         print(f"{cfg.dataset}: {cfg.steps} steps, batch {cfg.batch_size}, G {cfg.g_layers} x "
               f"{cfg.ngf} units, D {cfg.d_layers} x {cfg.ndf}{packs}, learning rates decaying "
-              f"to 0 over the last {cfg.lr_decay:.0%} of the run")
+              f"to 0 over the last {cfg.lr_decay:.0%} of the run{noise}")
     print(f"{'dataset':8s} {'variant':18s} {'modes (mean)':>12s} {'per seed':>22s} "
           f"{'high-quality':>12s} {'time':>6s}")
     jobs = [(dataset, name) for dataset in args.datasets.split(",")

@@ -84,7 +84,9 @@ def test_grid25_packs_by_default_and_vanilla_does_not():
                            "--threads", "1"], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "D 3 x 256 judging packs of 2," in done.stdout  # the header names the default's packs
+    # the header names the default's packs and instance noise
+    assert "D 3 x 256 judging packs of 2," in done.stdout
+    assert "instance noise 0.1 decaying to 0 at 50% of the run" in done.stdout
     # `--variants -pack`, as typed, is the removal, not an option argparse does not know
     assert [line.split()[1] for line in done.stdout.splitlines()
             if line.startswith("grid25 ")] == ["-pack"]
