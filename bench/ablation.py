@@ -34,6 +34,7 @@ from trainer_client.dcgan.config import (
     field_type,
 )
 from trainer_client.dcgan.train import Trainer
+from trainer_client.dcgan.tricks import instance_noise_std
 
 # Sizes and steps are the trainer's defaults for each dataset
 # (trainer_client/dcgan/config.py DATASET_DEFAULTS) unless --steps or --set say otherwise.
@@ -165,7 +166,7 @@ def main() -> None:
     for cfg in configs:
         packs = f" judging packs of {cfg.pack}" if cfg.pack > 1 else ""
         noise = ""
-        if cfg.instance_noise > 0 and cfg.instance_noise_decay > 0:
+        if instance_noise_std(cfg.instance_noise, cfg.instance_noise_decay, 0, cfg.steps) > 0:
             noise = (f", instance noise {cfg.instance_noise:g} decaying to 0 at "
                      f"{cfg.instance_noise_decay:.0%} of the run")
         print(f"{cfg.dataset}: {cfg.steps} steps, batch {cfg.batch_size}, G {cfg.g_layers} x "
