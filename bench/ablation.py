@@ -41,7 +41,7 @@ from trainer_client.dcgan.tricks import instance_noise_std
 BASE = dict(no_server=True, sample_every=0, eval_samples=2500, out="/tmp/ganwatch-ablation")
 VANILLA = dict(label_smoothing=False, label_flip=0.0, instance_noise=0.0, norm="none",
                activation="relu", separate_batches=False, g_loss="minimax", z_dist="uniform",
-               pack=1)
+               pack=1, vae=False)
 VARIANTS = {
     "vanilla": VANILLA,
     "default": {},
@@ -55,6 +55,8 @@ VARIANTS = {
     "+replay": dict(replay=0.25),
     "+minibatch-disc": dict(minibatch_disc=True),
     "-deep-g": dict(g_layers=3),  # not a trick: the 3-layer G of earlier measurements
+    "-vae": dict(vae=False),  # grid25 trains a VAE-GAN by default; ring8 and images do not
+    "+vae": dict(vae=True),
     "-pack": dict(pack=1),  # grid25 packs 2 by default; ring8 and images do not pack
     "+pack2": dict(pack=2),
     "+pack4": dict(pack=4),
@@ -169,9 +171,11 @@ def main() -> None:
         if instance_noise_std(cfg.instance_noise, cfg.instance_noise_decay, 0, cfg.steps) > 0:
             noise = (f", instance noise {cfg.instance_noise:g} decaying to 0 at "
                      f"{cfg.instance_noise_decay:.0%} of the run")
+        vae = (f", VAE-GAN (an encoder, reconstruction and KL x {cfg.vae_kl_weight:g})"
+               if cfg.vae else "")
         print(f"{cfg.dataset}: {cfg.steps} steps, batch {cfg.batch_size}, G {cfg.g_layers} x "
               f"{cfg.ngf} units, D {cfg.d_layers} x {cfg.ndf}{packs}, learning rates decaying "
-              f"to 0 over the last {cfg.lr_decay:.0%} of the run{noise}")
+              f"to 0 over the last {cfg.lr_decay:.0%} of the run{noise}{vae}")
     print(f"{'dataset':8s} {'variant':18s} {'modes (mean)':>12s} {'per seed':>22s} "
           f"{'high-quality':>12s} {'time':>6s}")
     jobs = [(dataset, name) for dataset in args.datasets.split(",")

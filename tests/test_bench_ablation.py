@@ -73,20 +73,24 @@ def test_each_run_reports_as_it_ends_and_each_row_once_its_seeds_are_done():
         assert float(row[4]) == pytest.approx(sum(shares) / len(shares), abs=0.1)
 
 
-def test_grid25_packs_by_default_and_vanilla_does_not():
-    def trained(variant):
-        return TrainConfig(dataset="grid25", **{**ablation.BASE, **ablation.VARIANTS[variant]})
+def test_grid25_packs_and_trains_a_vae_gan_by_default_and_vanilla_does_neither():
+    def trained(variant, dataset="grid25"):
+        return TrainConfig(dataset=dataset, **{**ablation.BASE, **ablation.VARIANTS[variant]})
 
     assert trained("default").pack == 2
     assert trained("vanilla").pack == trained("-pack").pack == 1  # a plain GAN judges singly
+    assert trained("default").vae and trained("-pack").vae
+    assert not trained("vanilla").vae and not trained("-vae").vae
+    assert not trained("default", "ring8").vae and trained("+vae", "ring8").vae
     done = subprocess.run([sys.executable, "bench/ablation.py", "--datasets", "grid25",
                            "--steps", "1", "--seeds", "1", "--variants", "-pack",
                            "--threads", "1"], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert done.returncode == 0, done.stderr
-    # the header names the default's packs and instance noise
+    # the header names the default's packs, instance noise and VAE-GAN
     assert "D 3 x 256 judging packs of 2," in done.stdout
-    assert "instance noise 0.1 decaying to 0 at 50% of the run" in done.stdout
+    assert "instance noise 0.1 decaying to 0 at 50% of the run, " in done.stdout
+    assert "VAE-GAN (an encoder, reconstruction and KL x 0.01)" in done.stdout
     # `--variants -pack`, as typed, is the removal, not an option argparse does not know
     assert [line.split()[1] for line in done.stdout.splitlines()
             if line.startswith("grid25 ")] == ["-pack"]

@@ -11,7 +11,7 @@ from conftest import ROOT
 from PIL import Image
 
 from trainer_client.dcgan import TrainConfig, train
-from trainer_client.dcgan.config import PRESETS
+from trainer_client.dcgan.config import PRESETS, parse_args
 from trainer_client.dcgan.data import RING_STD, grid_modes, ring_modes
 from trainer_client.dcgan.evaluate import point_metrics
 from trainer_client.dcgan.models import AlwaysDropout, GaussianNoise, MinibatchDiscrimination
@@ -320,15 +320,17 @@ def test_presets_document_and_apply_their_settings():
 
 
 def test_sizes_and_budgets_follow_the_dataset_unless_given():
-    sizes = ("batch_size", "ngf", "ndf", "steps", "lr_decay", "pack")
+    sizes = ("batch_size", "ngf", "ndf", "steps", "lr_decay", "pack", "vae")
     figures = {name: tuple(getattr(TrainConfig(dataset=name, data_path="x"), k) for k in sizes)
                for name in ("digits", "folder", "fake", "ring8", "grid25")}
-    assert figures["digits"] == figures["folder"] == figures["fake"] == (64, 32, 32, 600, 0.5, 1)
-    assert figures["ring8"] == (256, 128, 128, 10000, 0.5, 1)
-    assert figures["grid25"] == (256, 256, 256, 100000, 0.75, 2)
-    given = TrainConfig(dataset="grid25", batch_size=64, ngf=32, steps=500, pack=1)
-    assert (given.batch_size, given.ngf, given.ndf, given.steps, given.pack) == (
-        64, 32, 256, 500, 1)  # what is given wins; the rest is the dataset's
+    assert figures["digits"] == figures["folder"] == figures["fake"] == (
+        64, 32, 32, 600, 0.5, 1, False)
+    assert figures["ring8"] == (256, 128, 128, 10000, 0.5, 1, False)
+    assert figures["grid25"] == (256, 256, 256, 100000, 0.75, 2, True)
+    given = TrainConfig(dataset="grid25", batch_size=64, ngf=32, steps=500, pack=1, vae=False)
+    assert (given.batch_size, given.ngf, given.ndf, given.steps, given.pack, given.vae) == (
+        64, 32, 256, 500, 1, False)  # what is given wins; the rest is the dataset's
+    assert TrainConfig(dataset="ring8", vae=True).vae
     assert TrainConfig(preset="healthy").steps == 10000  # a preset's settings win too
     assert TrainConfig(preset="d-wins").batch_size == 64  # ... and the rest is its dataset's
     assert TrainConfig(preset="collapse").lr_decay == 0.0
@@ -344,6 +346,12 @@ def test_sizes_and_budgets_follow_the_dataset_unless_given():
                                capture_output=True, text=True, cwd=ROOT, timeout=120).stdout
     help_text = " ".join(help_text.split())
     assert "grid25 256" in help_text and "grid25 0.75" in help_text  # --ngf's, --lr-decay's
+    assert "--vae, --no-vae (default per dataset: images False, ring8 False, grid25 True)" in (
+        help_text)
+    # and on the command line: --no-vae turns grid25's VAE-GAN off, --vae turns ring8's on
+    assert not parse_args(["--dataset", "grid25", "--no-vae"]).vae
+    assert parse_args(["--dataset", "ring8", "--vae"]).vae
+    assert parse_args(["--dataset", "grid25"]).vae
 
 
 def test_checkpoint_and_resume_continue_the_run(tmp_path):
