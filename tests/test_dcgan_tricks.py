@@ -454,3 +454,48 @@ def test_minibatch_discrimination_sees_a_collapsed_batch():
     assert torch.allclose(extra_collapsed, torch.full_like(extra_collapsed, 7.0))
     assert extra_diverse.mean() < 1.0
     assert torch.equal(mbd(collapsed)[:, :16], collapsed)  # the features pass through
+
+
+def test_resuming_from_a_checkpoint_that_does_not_fit_is_one_line(tmp_path):
+    """A grid25 checkpoint from before its VAE-GAN default (or any other network), resumed with
+    other networks, names the settings it was trained with; an unreadable one says so."""
+    out = tmp_path / "o"
+    first = train(TrainConfig(**{**SMALL, "dataset": "grid25", "pack": 1, "vae": False,
+                                 "out": str(out)}))
+    before = torch.load(first["checkpoint"], weights_only=False)
+
+    def resume(*flags):
+        return subprocess.run([sys.executable, "-m", "trainer_client.dcgan", "--dataset",
+                               "grid25", "--batch-size", "16", "--ngf", "8", "--ndf", "8",
+                               "--nz", "8", "--pack", "1", "--steps", "4", "--no-server",
+                               "--sample-every", "0", "--eval-samples", "200", "--out",
+                               str(out), *flags], capture_output=True, text=True, cwd=ROOT,
+                              timeout=300)
+
+    done = resume("--resume", first["checkpoint"])  # grid25's default now trains a VAE-GAN
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "does not fit these networks; it was trained " \
+        "with --vae False (now True)" in done.stderr, done.stderr
+    done = resume("--resume", first["checkpoint"], "--no-vae", "--ndf", "16")
+    assert done.returncode == 2 and "--ndf 8 (now 16)" in done.stderr, done.stderr
+    # nothing was overwritten, and with the settings it was trained with it continues
+    assert torch.load(first["checkpoint"], weights_only=False)["step"] == before["step"] == 2
+    done = resume("--resume", first["checkpoint"], "--no-vae")
+    assert done.returncode == 0, done.stderr
+    assert torch.load(first["checkpoint"], weights_only=False)["step"] == 4
+    for bad in (tmp_path / "missing.pt", tmp_path / "notes.txt"):
+        if bad.name.endswith(".txt"):
+            bad.write_text("not a checkpoint")
+        done = resume("--resume", str(bad))
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert f"cannot read {bad} as a trainer checkpoint" in done.stderr
+
+
+def test_a_trainer_that_cannot_load_a_checkpoint_keeps_its_own_weights(tmp_path):
+    saved = train(TrainConfig(**{**SMALL, "dataset": "ring8", "out": str(tmp_path / "o")}))
+    t = Trainer(TrainConfig(**{**SMALL, "dataset": "ring8", "vae": True}))
+    weights = {k: v.clone() for k, v in t.netG.state_dict().items()}
+    with pytest.raises(ValueError, match=r"--vae False \(now True\)"):
+        t.load(saved["checkpoint"])  # G fits; G's optimiser (with the encoder's) does not
+    assert all(torch.equal(weights[k], v) for k, v in t.netG.state_dict().items())
+    assert t.step == 0

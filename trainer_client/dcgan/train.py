@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import pickle
 import random
 import sys
 from pathlib import Path
@@ -39,6 +40,13 @@ def pick_device(choice: str) -> torch.device:
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(choice)
+
+
+# Settings that say how a run goes, not what its networks and optimisers are: a checkpoint
+# that does not fit is explained by the other settings it was trained with.
+RUN_ONLY = frozenset({"steps", "seed", "device", "bf16", "sample_every", "eval_every",
+                      "eval_samples", "checkpoint_every", "out", "resume", "no_server",
+                      "record", "dry_run", "name", "server", "preset", "extra"})
 
 
 def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -243,19 +251,43 @@ class Trainer:
         return path
 
     def load(self, path: str) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        self.netG.load_state_dict(state["G"])
-        self.netD.load_state_dict(state["D"])
-        if self.netG_ema is not None:  # a checkpoint without one starts the average at G
-            self.netG_ema.load_state_dict(state.get("G_ema") or state["G"])
-        self.optG.load_state_dict(state["optG"])
-        self.optD.load_state_dict(state["optD"])
-        if self.encoder is not None and state.get("encoder"):
-            self.encoder.load_state_dict(state["encoder"])
+        """Continue from a checkpoint; one it cannot read, or whose networks are not this
+        config's (another width, packing, VAE-GAN ...), is a ValueError naming the settings
+        that differ, and nothing is loaded."""
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            raise ValueError(f"cannot read {path} as a trainer checkpoint "
+                             f"({type(exc).__name__})") from None
+        if not isinstance(state, dict) or not {"G", "D", "optG", "optD"} <= state.keys():
+            raise ValueError(f"cannot read {path} as a trainer checkpoint (no networks in it)")
+        live = {name: copy.deepcopy(net.state_dict()) for name, net in self.loadable()}
+        try:
+            for name, net in self.loadable():
+                if name == "G_ema":  # a checkpoint without one starts the average at G
+                    net.load_state_dict(state.get("G_ema") or state["G"])
+                elif name != "encoder" or state.get("encoder"):
+                    net.load_state_dict(state[name])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            for name, net in self.loadable():  # leave this trainer as it was
+                net.load_state_dict(live[name])
+            saved, now = state.get("config") or {}, config_dict(self.cfg)
+            differ = [f"--{key.replace('_', '-')} {saved[key]} (now {now[key]})"
+                      for key in saved if key in now and key not in RUN_ONLY
+                      and saved[key] != now[key]]
+            raise ValueError(f"{path} does not fit these networks"
+                             + (f"; it was trained with {', '.join(differ)}" if differ else
+                                f" ({type(exc).__name__})")) from None
         self.rng.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         self.step = state["step"]
         self.run_id = state.get("run_id")
+
+    def loadable(self) -> list[tuple[str, object]]:
+        """What a checkpoint restores, by its key: networks and optimisers."""
+        parts = [("G", self.netG), ("D", self.netD), ("G_ema", self.netG_ema),
+                 ("optG", self.optG), ("optD", self.optD), ("encoder", self.encoder)]
+        return [(name, part) for name, part in parts if part is not None]
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
