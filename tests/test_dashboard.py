@@ -160,8 +160,15 @@ def test_streamed_points_and_alert_appear_live_and_acknowledging_persists(page, 
                               rules={"non_finite": {"clear_for": 100_000}})
     for step in range(50):
         run.log(step=step, d_loss=1.0, g_loss=0.7)
-    run.flush()
+    run.flush()  # asks the sender to send now; it does not wait for the server
     open_run(page, dash_server, run.id)
+    # the points stored before the page loaded are drawn with it; any still on their way
+    # arrive live (a series new to the page adds its chart)
+    page.wait_for_function("""() => {
+        const div = document.querySelector('.chart[data-title="Losses"]');
+        return div && div.data && div.data.length === 2
+            && div.data.every((t) => t.x.length === 50);
+    }""", timeout=30_000)
     assert trace_lengths(page, "Losses") == {"d_loss": 50, "g_loss": 50}
     page.evaluate("() => { window.notReloaded = true; }")
 
