@@ -64,8 +64,8 @@ class TrainConfig:
     # #7 hybrid VAE-GAN: an encoder maps real samples to z, G must reconstruct them (MSE) and a
     # KL term keeps the encoder's z near the prior. ganhacks advises it where DCGAN does not
     # apply and nothing else is stable; every real sample then pulls G towards it, so a mode G
-    # starts to drop pulls it back. Per dataset: off, and on for grid25, whose MLPs kept 20-25 of its 25 modes
-    # without it (24.0/25 over ten seeds) and all 25 with it (bench/RESULTS.md).
+    # starts to drop pulls it back. Per dataset: off, and on for grid25, whose MLPs kept 20-25
+    # of its 25 modes without it (24.0/25 over ten seeds) and all 25 with it (bench/RESULTS.md).
     vae: bool | None = None
     vae_kl_weight: float = 0.01
     replay: float = 0.0  # #8 share of D's fake batch drawn from a buffer of past fakes
