@@ -386,6 +386,13 @@ def test_ganwatch_eval_reads_a_checkpoint(tmp_path):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("modes captured: ") and "/8, high-quality: " in done.stdout
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    for bad in (tmp_path / "missing.pt", tmp_path / "notes.txt"):
+        done = subprocess.run([sys.executable, "-m", "monitor", "eval", str(bad)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert done.stderr == f"ganwatch eval: error: cannot read {bad} as a trainer " \
+            f"checkpoint ({'FileNotFoundError' if bad.suffix == '.pt' else 'UnpicklingError'})\n"
 
 
 def test_evaluation_leaves_the_live_generator_untouched(tmp_path):

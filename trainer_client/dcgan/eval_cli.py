@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
 from trainer_client.dcgan.config import OneLineParser, TrainConfig
 from trainer_client.dcgan.evaluate import describe
-from trainer_client.dcgan.train import Trainer
+from trainer_client.dcgan.train import Trainer, read_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,16 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        saved = state["config"]
-    except (OSError, KeyError, RuntimeError, TypeError) as exc:
-        print(f"{parser.prog}: error: cannot read {args.checkpoint} as a trainer checkpoint "
-              f"({type(exc).__name__})", file=sys.stderr)
+        state = read_checkpoint(args.checkpoint)
+    except ValueError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
+    saved = dict(state["config"])
     saved.update(device=args.device, resume=None, preset=None, no_server=True, dry_run=False,
                  eval_samples=args.samples)
     trainer = Trainer(TrainConfig(**saved))
-    trainer.load(args.checkpoint)
+    trainer.restore(state, args.checkpoint)
     print(describe(trainer.evaluate()))
     return 0
 

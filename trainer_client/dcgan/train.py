@@ -49,6 +49,18 @@ RUN_ONLY = frozenset({"steps", "seed", "device", "bf16", "sample_every", "eval_e
                       "record", "dry_run", "name", "server", "preset", "extra"})
 
 
+def read_checkpoint(path: str, device: torch.device | str = "cpu") -> dict:
+    """A trainer checkpoint's contents; a file that is missing or not one is a ValueError."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise ValueError(f"cannot read {path} as a trainer checkpoint "
+                         f"({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not {"config", "G", "D", "optG", "optD"} <= state.keys():
+        raise ValueError(f"cannot read {path} as a trainer checkpoint (no networks in it)")
+    return state
+
+
 def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """BCE on logits; a PatchGAN's per-patch logits share their image's target."""
     if logits.dim() == 2:
@@ -240,27 +252,21 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "checkpoint.pt"
         state = {"config": config_dict(self.cfg), "step": self.step, "run_id": self.run_id,
-                 "G": self.netG.state_dict(), "D": self.netD.state_dict(),
-                 "G_ema": self.netG_ema.state_dict() if self.netG_ema is not None else None,
-                 "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
-                 "encoder": self.encoder.state_dict() if self.encoder is not None else None,
-                 "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state()}
+                 "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(),
+                 **{name: part.state_dict() for name, part in self.loadable()}}
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)
         return path
 
     def load(self, path: str) -> None:
-        """Continue from a checkpoint; one it cannot read, or whose networks are not this
-        config's (another width, packing, VAE-GAN ...), is a ValueError naming the settings
-        that differ, and nothing is loaded."""
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-            raise ValueError(f"cannot read {path} as a trainer checkpoint "
-                             f"({type(exc).__name__})") from None
-        if not isinstance(state, dict) or not {"G", "D", "optG", "optD"} <= state.keys():
-            raise ValueError(f"cannot read {path} as a trainer checkpoint (no networks in it)")
+        """Continue from the checkpoint at path (see read_checkpoint and restore)."""
+        self.restore(read_checkpoint(path, self.device), path)
+
+    def restore(self, state: dict, path: str) -> None:
+        """Continue from a read checkpoint; one whose networks are not this config's (another
+        width, packing, VAE-GAN ...) is a ValueError naming the settings that differ, and
+        nothing is loaded."""
         live = {name: copy.deepcopy(net.state_dict()) for name, net in self.loadable()}
         try:
             for name, net in self.loadable():
