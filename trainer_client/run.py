@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -36,9 +37,21 @@ def _json_safe(config) -> dict:
         return {"config": str(config)}
 
 
-def stable_run_id(name: str) -> str:
-    """The run id that resume=True uses for a name: the same name always means the same run."""
+def stable_run_id(name: str, token: str | None = None) -> str:
+    """The run id that resume=True uses for a name: the same name with the same credentials
+    always means the same run.
+
+    With a token (``token``, else ``GANWATCH_TOKEN``) the id ends in an HMAC-SHA256 of the name
+    keyed by the token (96 bits): only someone holding the token can work it out from the
+    name, so nobody else can guess the id, and it differs per token, hence per project. Without
+    one (an open server, where every client may do everything anyway) it ends in the name's
+    SHA-1, as it always did."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:40] or "run"
+    token = (os.environ.get("GANWATCH_TOKEN") if token is None else token) or ""
+    if token.strip():
+        tail = hmac.new(token.strip().encode(), b"ganwatch resume id\0" + name.encode(),
+                        hashlib.sha256).hexdigest()[:24]
+        return f"{slug[:32].rstrip('-') or 'run'}-{tail}"  # at most 57 of the 64 characters
     return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 

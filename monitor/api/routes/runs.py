@@ -1,12 +1,12 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from monitor import store
 from monitor.api.deps import PrincipalDep, SessionDep
 from monitor.auth import forbidden
 from monitor.models import Run
-from monitor.schemas import RunCreate, RunPublic, RunsPublic
+from monitor.schemas import ErrorPublic, RunCreate, RunPublic, RunsPublic
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -29,22 +29,33 @@ def one_run(session, run: Run) -> RunPublic:
 
 
 @router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
-             responses={200: {"model": RunPublic, "description": "An existing run, resumed"}})
+             responses={200: {"model": RunPublic, "description": "An existing run, resumed"},
+                        409: {"model": ErrorPublic,
+                              "description": "The id is taken by a run of another project"}})
 def create_run(session: SessionDep, principal: PrincipalDep, run_create: RunCreate,
                response: Response) -> RunPublic:
     """Create a run, or resume one: by its id, or (with `resume`) the newest run of that name.
     The run belongs to the token's project (an open server or an admin token: `project`, by
-    default "default")."""
+    default "default"); the id of another project's run is refused (409) and changes nothing."""
     project = run_create.project or "default"
     if principal.only_project is not None:
         if run_create.project not in (None, principal.project):
             raise forbidden(f"this token writes to project {principal.project!r}, not "
                             f"{run_create.project!r}")
         project = principal.project
-    run, created = store.create_or_resume_run(session=session, run_create=run_create,
-                                              project=project)
-    if not created and run.project != project:
-        raise forbidden(f"run {run.id!r} belongs to another project than {project!r}")
+    try:
+        run, created = store.create_or_resume_run(session=session, run_create=run_create,
+                                                  project=project)
+    except store.RunIdTaken as taken:
+        # Refused before anything changed. Run ids are one namespace, so "taken" cannot be
+        # hidden from whoever tries to create the id; the answer names neither the project nor
+        # anything of the run (an admin, who sees every project, is told the project).
+        detail = (f"run id {taken.run_id!r} is already taken: leave the id out (the server "
+                  "makes one) or choose another")
+        if principal.admin:
+            detail += (f"; it is a run of project {taken.project!r} (send \"project\": "
+                       f"\"{taken.project}\" to resume it)")
+        raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
     if not created:
         response.status_code = status.HTTP_200_OK
     return one_run(session, run)
