@@ -1,5 +1,7 @@
 """A real HTTP receiver on loopback for webhook tests: it records every request and answers
-with the statuses it is told to, in order (then 200)."""
+with the statuses it is told to, in order (then 200). A step of the plan is a status, a
+(status, headers) pair, or a dict with "status" and any of "headers", "body" (bytes) and
+"reason" (the status line's words)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, port: int = 0, plan: list | None = None) -> None:
+    def __init__(self, port: int = 0, plan: list | None = None, host: str = "127.0.0.1") -> None:
         self.requests: list[Received] = []
         self.plan = list(plan or [])  # statuses (or (status, headers)) to answer, in order
         self._cond = threading.Condition()
@@ -33,14 +35,22 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._cond:
                     step = receiver.plan.pop(0) if receiver.plan else 200
-                    status, headers = step if isinstance(step, tuple) else (step, {})
+                    if isinstance(step, dict):
+                        step = dict(step)
+                    elif isinstance(step, tuple):
+                        step = {"status": step[0], "headers": step[1]}
+                    else:
+                        step = {"status": step}
+                    status, headers = step["status"], step.get("headers", {})
                     receiver.requests.append(Received(self.path, dict(self.headers), body,
                                                       status))
                     receiver._cond.notify_all()
-                self.send_response(status)
+                self.send_response(status, step.get("reason"))
                 for key, value in headers.items():
                     self.send_header(key, value)
-                reply = b"ok" if status < 400 else f"refused with {status}".encode()
+                reply = step.get("body")
+                if reply is None:
+                    reply = b"ok" if status < 400 else f"refused with {status}".encode()
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
@@ -51,9 +61,9 @@ class Receiver:
         class Server(ThreadingHTTPServer):
             request_queue_size = 256  # the default 5 drops bursts of connections
 
-        self.server = Server(("127.0.0.1", port), Handler)
+        self.server = Server((host, port), Handler)
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.url = f"http://{host}:{self.port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -1,10 +1,18 @@
 """What a delivery says, in three formats: ``generic`` (versioned JSON shaped like
 Alertmanager's webhook), ``slack`` and ``discord`` (their incoming-webhook bodies). All carry
-the same facts: the run, the rule, severity, what was seen, at which step, and what to try."""
+the same facts: the run, the rule, severity, what was seen, at which step, and what to try.
+
+What users wrote (run names, series keys in messages) is escaped for the chat formats, so a
+run named ``<!channel>`` or ``@everyone`` is shown, never obeyed: Slack's mrkdwn gets ``&``,
+``<``, ``>`` as entities (no ``<!channel>``, ``<@U123>`` or ``<url|text>`` links of its own) in
+text objects marked ``verbatim`` (no automatic links); Discord's markdown and mentions are
+backslash-escaped, ``@`` is followed by a zero-width space, and every Discord body carries
+``"allowed_mentions": {"parse": []}``, so nothing in it ever pings anyone."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -52,25 +60,50 @@ def generic(f: dict, receiver: str) -> dict:
     }
 
 
-def _headline(f: dict) -> str:
+def _headline(f: dict, name: str | None = None) -> str:
     what = {"firing": "FIRING", "escalated": "ESCALATED", "resolved": "RESOLVED",
             "test": "TEST"}[f["kind"]]
-    return f"[{what}] {f['title']} in run {f['run_name']} at step {f['step']}"
+    name = f["run_name"] if name is None else name
+    return f"[{what}] {f['title']} in run {name} at step {f['step']}"
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).splitlines())
+
+
+def slack_escape(text) -> str:
+    """Text shown as itself in Slack mrkdwn: its three control characters as entities."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_DISCORD_MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#:<-])")
+
+
+def discord_escape(text) -> str:
+    """Text shown as itself in Discord: markdown and mention syntax backslash-escaped, and
+    ``@`` kept from starting a mention (``@everyone``, ``@here``) by a zero-width space."""
+    return _DISCORD_MARKDOWN.sub(r"\\\1", str(text)).replace("@", "@\u200b")
+
+
+def _mrkdwn(text: str) -> dict:
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def slack(f: dict) -> dict:
-    text = f"{_headline(f)}: {f['message']}"
+    name = slack_escape(_one_line(f["run_name"]))
+    message, action = slack_escape(f["message"]), slack_escape(f["action"])
+    headline = _headline(f, name)
     return {
-        "text": text,
+        "text": f"{headline}: {message}",
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": _headline(f)[:150]}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": f["message"][:2900]},
-             "fields": [{"type": "mrkdwn", "text": f"*Severity*\n{f['severity']}"},
-                        {"type": "mrkdwn", "text": f"*Rule*\n{f['rule']}"},
-                        {"type": "mrkdwn", "text": f"*Run*\n<{f['url']}|{f['run_name']}>"},
-                        {"type": "mrkdwn", "text": f"*Step*\n{f['step']}"}]},
-            {"type": "section", "text": {"type": "mrkdwn",
-                                         "text": f"*What to try:* {f['action']}"[:2900]}},
+            {"type": "header", "text": {"type": "plain_text",
+                                        "text": _headline(f, _one_line(f["run_name"]))[:150]}},
+            {"type": "section", "text": _mrkdwn(message[:2900]),
+             "fields": [_mrkdwn(f"*Severity*\n{slack_escape(f['severity'])}"),
+                        _mrkdwn(f"*Rule*\n{slack_escape(f['rule'])}"),
+                        _mrkdwn(f"*Run*\n<{slack_escape(f['url'])}|{name}>"),
+                        _mrkdwn(f"*Step*\n{f['step']}")]},
+            {"type": "section", "text": _mrkdwn(f"*What to try:* {action}"[:2900])},
         ],
     }
 
@@ -78,13 +111,15 @@ def slack(f: dict) -> dict:
 def discord(f: dict) -> dict:
     colour = COLOURS["resolved" if f["status"] == "resolved" else
                      "test" if f["kind"] == "test" else f["severity"]]
+    name = discord_escape(_one_line(f["run_name"]))
     return {
-        "content": _headline(f)[:2000],
+        "content": _headline(f, name)[:2000],
+        "allowed_mentions": {"parse": []},  # whatever the text says, nobody is pinged
         "embeds": [{
             "title": f"{f['title']} ({f['rule']})"[:256], "url": f["url"],
-            "description": f["message"][:4096], "color": colour,
+            "description": discord_escape(f["message"])[:4096], "color": colour,
             "fields": [{"name": "Severity", "value": f["severity"], "inline": True},
-                       {"name": "Run", "value": f["run_name"][:1024], "inline": True},
+                       {"name": "Run", "value": name[:1024], "inline": True},
                        {"name": "Step", "value": str(f["step"]), "inline": True},
                        {"name": "What to try", "value": f["action"][:1024]}],
             "timestamp": f["ends_at"] if f["status"] == "resolved" else f["starts_at"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from types import SimpleNamespace
 
 from sqlalchemy import func, select
@@ -13,13 +12,14 @@ from monitor.schemas import WebhookCreate, WebhookUpdate
 from monitor.store import BadRequest, NotFound
 from monitor.webhooks.outbox import new_delivery, public_url, receiver
 from monitor.webhooks.payloads import facts, render
+from monitor.webhooks.signing import new_secret
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed", "expired")
 
 
 def create_webhook(session: Session, body: WebhookCreate) -> Webhook:
     webhook = Webhook(name=body.name or "", url=body.url,
-                      secret=body.secret or secrets.token_urlsafe(32), format=body.format,
+                      secret=body.secret or new_secret(), format=body.format,
                       min_severity=body.min_severity, rules=body.rules or None,
                       run_ids=body.run_ids or None, enabled=body.enabled, created_at=utcnow())
     session.add(webhook)

@@ -4,13 +4,19 @@ A delivery is *claimed* by setting a lease (on PostgreSQL under ``FOR UPDATE SKI
 two replicas never claim the same row), sent, and its outcome recorded: 2xx delivers it;
 network errors, 5xx, 408 and 429 are retried with exponential backoff and jitter (at least as
 long as ``Retry-After`` asks) until the delivery is older than ``webhook_max_age``; any other
-status fails it for good. A process that dies mid-send leaves a lease that runs out, and the
-delivery is sent again (with the same ``X-Ganwatch-Delivery`` id, for receivers to dedupe).
+status fails it for good, and so does a target this server may not send to
+(``targets``: checked on the URL's text and on every address its host resolves to, at
+connect time). A process that dies mid-send leaves a lease that runs out, and the delivery is
+sent again (with the same ``webhook-id``/``X-Ganwatch-Delivery``, for receivers to dedupe).
+What the log keeps of an attempt is its status code and a short reason in ganwatch's words:
+never the receiver's response body (a webhook pointed at an internal service must not become a
+way to read it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
 import random
 import time
@@ -26,12 +32,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor import __version__, metrics
 from monitor.models import Delivery, DeliveryAttempt, Webhook, utcnow
 from monitor.settings import Settings
-from monitor.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, sign
+from monitor.webhooks.signing import signature_headers
+from monitor.webhooks.targets import GuardedTransport, Policy, TargetRefused
 
 log = logging.getLogger("ganwatch.webhooks")
 
 RETRYABLE_STATUS = {408, 429}
 MAX_IN_FLIGHT = 64  # deliveries being sent at once, per server process
+MAX_REASON = 200  # characters of an attempt's error kept in the log
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,16 @@ class Outcome:
     error: str | None
     retry_after: float | None
     duration_ms: float
+    final: bool = False  # refused before sending (a target it may not reach): not retried
+
+
+def status_reason(code: int) -> str:
+    """``HTTP 500 Internal Server Error``: the standard phrase, not the receiver's words."""
+    try:
+        phrase = http.HTTPStatus(code).phrase
+    except ValueError:
+        phrase = "non-standard status"
+    return f"HTTP {code} {phrase}"
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -83,6 +101,7 @@ class DeliveryWorker:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
         self.sessions = sessions
         self.settings = settings
+        self.policy = Policy.from_settings(settings)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handed: deque[Claimed] = deque()
         self._wake: asyncio.Event | None = None
@@ -184,7 +203,9 @@ class DeliveryWorker:
                                     status_code=outcome.status_code, error=outcome.error,
                                     duration_ms=outcome.duration_ms))
         code = outcome.status_code
-        if code is not None and 200 <= code < 300:
+        if outcome.final:
+            delivery.status = "failed"  # a target it may not send to: never sent
+        elif code is not None and 200 <= code < 300:
             delivery.status, delivery.delivered_at = "delivered", now
         elif code is None or code >= 500 or code in RETRYABLE_STATUS:
             delay = backoff_seconds(delivery.attempts, self.settings, outcome.retry_after)
@@ -199,25 +220,51 @@ class DeliveryWorker:
     # -- the network side -------------------------------------------------------------------
 
     async def send(self, client: httpx.AsyncClient, item: Claimed) -> Outcome:
-        body = item.body.encode()
-        headers = {"Content-Type": "application/json",
-                   "User-Agent": f"ganwatch/{__version__}",
-                   SIGNATURE_HEADER: sign(item.secret, body),
-                   DELIVERY_HEADER: item.uuid, "X-Ganwatch-Event": item.kind}
+        """One attempt. Whatever happens becomes an outcome: delivered, retried or failed."""
         start = time.perf_counter()
+
+        def outcome(code, error, retry_after=None, final=False) -> Outcome:
+            return Outcome(code, error if error is None else error[:MAX_REASON], retry_after,
+                           (time.perf_counter() - start) * 1000, final)
+
+        # the text first (the allow-list or the auth mode may have changed since it was saved)
+        refusal = self.policy.url_refusal(item.url)
+        if refusal:
+            return outcome(None, f"refused: {refusal}", final=True)
+        body = item.body.encode()
         try:
-            response = await client.post(item.url, content=body, headers=headers)
+            headers = {"Content-Type": "application/json",
+                       "User-Agent": f"ganwatch/{__version__}",
+                       **signature_headers(item.secret, item.uuid, body),
+                       "X-Ganwatch-Event": item.kind}
+        except ValueError as exc:  # a secret stored before secrets were checked
+            return outcome(None, f"refused: the webhook's secret cannot sign: {exc}", final=True)
+        try:
+            # streamed, and the body never read: only the status line and headers are used
+            async with client.stream("POST", item.url, content=body,
+                                     headers=headers) as response:
+                code = response.status_code
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        except TargetRefused as exc:  # an address its host resolved to: never connected
+            return outcome(None, f"refused: {exc}", final=True)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
+            return outcome(None, f"refused: not a URL that can be sent to "
+                                 f"({type(exc).__name__})", final=True)
         except httpx.HTTPError as exc:
-            return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], None,
-                           (time.perf_counter() - start) * 1000)
-        error = None if response.is_success else (response.text[:300] or response.reason_phrase)
-        return Outcome(response.status_code, error,
-                       retry_after_seconds(response.headers.get("Retry-After")),
-                       (time.perf_counter() - start) * 1000)
+            return outcome(None, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug must not kill the attempt: retried, and logged
+            log.warning("webhook delivery %s failed unexpectedly", item.uuid, exc_info=True)
+            return outcome(None, f"{type(exc).__name__}: unexpected error")
+        return outcome(code, None if 200 <= code < 300 else status_reason(code), retry_after)
 
     async def _deliver(self, client: httpx.AsyncClient, item: Claimed,
                        results: list[tuple[Claimed, Outcome]]) -> None:
-        results.append((item, await self.send(client, item)))
+        try:
+            result = await self.send(client, item)
+        except Exception as exc:  # send() turns everything into an outcome; belt and braces
+            log.warning("webhook delivery %s failed unexpectedly", item.uuid, exc_info=True)
+            result = Outcome(None, f"{type(exc).__name__}: unexpected error", None, 0.0)
+        results.append((item, result))
 
     async def _record(self, results: list[tuple[Claimed, Outcome]]) -> None:
         batch = results[:]
@@ -243,7 +290,10 @@ class DeliveryWorker:
             inflight.add(task)
             task.add_done_callback(inflight.discard)
 
-        async with httpx.AsyncClient(timeout=timeout, limits=limits,
+        # every connection through the address check; no proxy from the environment (the
+        # checked address must be the one connected to)
+        transport = GuardedTransport(self.policy, limits)
+        async with httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False,
                                      follow_redirects=False) as client:
             try:
                 while True:  # until the server shuts down (the task is cancelled)

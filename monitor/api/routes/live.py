@@ -43,6 +43,7 @@ from monitor.api.deps import SessionDep, SettingsDep
 from monitor.api.routes.samples import sample_public
 from monitor.api.routes.series import json_value
 from monitor.models import Alert, AlertEvent, Point, Run, Sample, Series
+from monitor.schemas import ErrorPublic
 
 router = APIRouter(prefix="/runs/{run_id}/events", tags=["live"])
 
@@ -182,7 +183,8 @@ def sse(event: str, data: dict, event_id: str | None = None) -> bytes:
 
 @router.get("", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
-                             "description": "A stream of server-sent events"}})
+                             "description": "A stream of server-sent events"},
+                       404: {"model": ErrorPublic, "description": "No such run"}})
 async def run_events(
     request: Request,
     session: SessionDep,

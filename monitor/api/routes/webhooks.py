@@ -15,6 +15,8 @@ from monitor.schemas import (
     WebhookUpdate,
 )
 from monitor.webhooks import store
+from monitor.webhooks.signing import signing_key
+from monitor.webhooks.targets import Policy
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -35,9 +37,22 @@ def delivery_public(delivery: Delivery, attempts: list[DeliveryAttempt]) -> Deli
 
 
 def _check_host(settings, url: str | None) -> None:
-    if url is not None and not settings.webhook_host_allowed(url):
-        raise store.BadRequest(f"webhooks may not point at {url!r}: its host is not in "
-                               f"GANWATCH_WEBHOOK_ALLOWED_HOSTS ({settings.webhook_allowed_hosts})")
+    """What the URL's text tells about where it points (monitor/webhooks/targets.py): refused
+    with a 422 naming why. The addresses its host resolves to are checked on every connect."""
+    if url is None:
+        return
+    refusal = Policy.from_settings(settings).url_refusal(url)
+    if refusal:
+        shown = url if len(url) <= 200 else url[:200] + "..."
+        raise store.BadRequest(f"webhooks may not point at {shown!r}: {refusal}")
+
+
+def _check_secret(secret: str | None) -> None:
+    if secret is not None:
+        try:
+            signing_key(secret)
+        except ValueError as exc:
+            raise store.BadRequest(f"secret: {exc}") from None
 
 
 @router.post("", response_model=WebhookCreated, status_code=201)
@@ -46,6 +61,7 @@ def create_webhook(session: SessionDep, settings: SettingsDep,
     """Subscribe a URL to alert transitions. The secret (generated when not given) is returned
     this once, never again."""
     _check_host(settings, body.url)
+    _check_secret(body.secret)
     webhook = store.create_webhook(session, body)
     return WebhookCreated(**webhook_public(webhook).model_dump(), secret=webhook.secret)
 
@@ -66,6 +82,7 @@ def update_webhook(session: SessionDep, settings: SettingsDep, webhook_id: int,
                    body: WebhookUpdate) -> WebhookPublic:
     """Change a webhook's settings (a new secret too); fields left out stay as they are."""
     _check_host(settings, body.url)
+    _check_secret(body.secret)
     return webhook_public(store.update_webhook(session, webhook_id, body))
 
 
