@@ -254,7 +254,8 @@ def level_for(span: int, n_buckets: int) -> int | None:
 
 
 def read_bucketed(session: Session, sid: int, lo: int, hi: int, n_buckets: int,
-                  ends: tuple) -> tuple[list[tuple[int, float | None, float]], int] | None:
+                  ends: tuple, level: int | None = None
+                  ) -> tuple[list[tuple[int, float | None, float]], int] | None:
     """The min and max (step, value or None for NaN, wall time) of each bucket of a grid of
     whole rollup buckets over [lo, hi], the first and last points (``ends``, as the caller
     read them), and every non-finite point, with the grid's width in steps; None when the
@@ -263,9 +264,15 @@ def read_bucketed(session: Session, sid: int, lo: int, hi: int, n_buckets: int,
     The grid: buckets ``width`` steps wide starting at multiples of ``width`` (a multiple of
     the level), the fewest that make at most ``n_buckets + 1`` buckets over the range; so each
     output bucket is made of whole stored buckets and its min and max are exact.
+
+    ``level``: use this level whatever the range (the finest, for a range too short for
+    ``level_for``: fewer buckets than asked, and no more rows read than there are buckets).
+    The partial buckets at the ends of the range are not read point by point: the database
+    finds each one's extremes (a partial bucket lies within one output bucket).
     """
     span = hi - lo + 1
-    level = level_for(span, n_buckets)
+    if level is None:
+        level = level_for(span, n_buckets)
     if level is None:
         return None
     width = level * -(-span // (n_buckets * level))
@@ -283,6 +290,18 @@ def read_bucketed(session: Session, sid: int, lo: int, hi: int, n_buckets: int,
             where.append(or_(Point.value.is_(None), Point.value > FLOAT_MAX,
                              Point.value < -FLOAT_MAX))
         return session.execute(select(Point.step, Point.value, Point.wall_time).where(*where))
+
+    def extremes(a: int, b: int):
+        """The smallest and the largest finite point of [a, b] (the first in step order on
+        ties) and every non-finite one: a few rows however many points the range holds."""
+        where = [Point.series_id == sid, Point.step >= a, Point.step <= b,
+                 Point.value.is_not(None), Point.value <= FLOAT_MAX, Point.value >= -FLOAT_MAX]
+        query = select(Point.step, Point.value, Point.wall_time).where(*where).limit(1)
+        for order in (Point.value.asc(), Point.value.desc()):
+            row = session.execute(query.order_by(order, Point.step, Point.id)).first()
+            if row is not None:
+                yield row
+        yield from raw(a, b, True)
 
     if first_full <= last_full:
         rows = session.execute(
@@ -302,11 +321,12 @@ def read_bucketed(session: Session, sid: int, lo: int, hi: int, n_buckets: int,
             for step, value, wall in raw(bucket * level, bucket * level + level - 1, True):
                 offer(step, value, wall)
         edges = [(lo, first_full * level - 1), ((last_full + 1) * level, hi)]
-    else:
-        edges = [(lo, hi)]
+    else:  # no whole bucket: at most two partial ones
+        cut = (lo // level + 1) * level
+        edges = [(lo, min(hi, cut - 1)), (cut, hi)]
     for a, b in edges:
         if a <= b:
-            for step, value, wall in raw(a, b):
+            for step, value, wall in extremes(a, b):
                 offer(step, value, wall)
     for step, value, wall in ends:
         found.keep((step, value), step, value, wall)

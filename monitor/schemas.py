@@ -7,14 +7,156 @@ Non-finite numbers: JSON has no literal for them, so the API writes them as the 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+# -- text: what every string the API accepts must be ----------------------------------------
+# Text the server stores and writes back as JSON: valid Unicode (no lone surrogates, which a
+# JSON "\ud800" escape can carry but UTF-8 cannot encode) and no NUL (PostgreSQL's text cannot
+# hold one). Refused with a 422 naming where, before anything is stored.
+MAX_DEPTH = 32  # nesting of a run's config (and of any request body) at most this deep
+MAX_CONFIG_BYTES = 64 * 1024  # a run's config, as JSON
+
+
+def text_fault(value: str) -> str | None:
+    """Why a string is not text the server stores, or None when it is."""
+    if "\x00" in value:
+        return f"holds a NUL character (at {value.index(chr(0))})"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"holds a lone surrogate (\\u{ord(value[exc.start]):04x} at {exc.start}), "
+                "which is not Unicode text")
+    return None
+
+
+def shown(value: str, limit: int = 60) -> str:
+    """A string as an error message may quote it: JSON-safe and short."""
+    value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+def _plain_text(value: str) -> str:
+    fault = text_fault(value)
+    if fault is not None:
+        raise ValueError(f"the text {fault}")
+    return value
+
+
+# A str field of a request: plain text (see text_fault).
+PlainText = AfterValidator(_plain_text)
+
+
+def _place(at: tuple | None) -> str:
+    """A place in a body as (parent, key or index) links: ``config.a[3].b``."""
+    parts = []
+    while at is not None:
+        at, part = at
+        parts.append(part)
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{shown(p, 40)}"
+                   for p in reversed(parts)).lstrip(".")
+    if not path:
+        return "the body"
+    return path if len(path) <= 120 else f"{path[:60]}...{path[-50:]}"
+
+
+def check_tree(value: Any, where: str, max_depth: int = MAX_DEPTH) -> None:
+    """Every string of a decoded JSON value (object keys too) is plain text, and it nests at
+    most ``max_depth`` deep; raises ValueError naming the first place at fault."""
+    stack = [(value, (None, where) if where else None, 0)]
+    while stack:  # iterative: a deep body must not exhaust the interpreter's stack
+        item, at, depth = stack.pop()
+        if isinstance(item, str):
+            fault = text_fault(item)
+            if fault is not None:
+                raise ValueError(f"{_place(at)}: the text {fault}")
+        elif isinstance(item, (dict, list)):
+            if depth >= max_depth:
+                raise ValueError(f"{_place(at)}: nested more than {max_depth} deep; "
+                                 f"the limit is {max_depth} levels")
+            if isinstance(item, dict):
+                for k, v in item.items():
+                    key = str(k)
+                    fault = text_fault(key)
+                    if fault is not None:
+                        raise ValueError(f"{_place(at)}: the key '{shown(key)}' {fault}")
+                    stack.append((v, (at, key), depth + 1))
+            else:
+                stack.extend((v, (at, i), depth + 1) for i, v in enumerate(item))
+
+
+def json_safe(value: Any, depth: int = 0, *, max_items: int = 50,
+              max_chars: int = 2000, keep_other: bool = False) -> Any:
+    """A value that always encodes as JSON: lone surrogates escaped, non-finite numbers as the
+    API's strings, anything else as its str() (or as it is, with ``keep_other``); long
+    strings, lists and objects and deep nesting cut short. For echoing what a client sent,
+    and for data stored before the checks above existed."""
+    if isinstance(value, str):
+        return shown(value, max_chars) if (len(value) > max_chars or text_fault(value)) \
+            else value
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if depth >= MAX_DEPTH:
+        return "..."
+    more = {"max_items": max_items, "max_chars": max_chars, "keep_other": keep_other}
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {json_safe(str(k), depth + 1, **more): json_safe(v, depth + 1, **more)
+               for k, v in items[:max_items]}
+        if len(items) > max_items:
+            out["..."] = f"{len(items) - max_items} more"
+        return out
+    if isinstance(value, (list, tuple)):
+        out = [json_safe(v, depth + 1, **more) for v in value[:max_items]]
+        if len(value) > max_items:
+            out.append(f"... {len(value) - max_items} more")
+        return out
+    if keep_other:
+        return value
+    if isinstance(value, bytes):
+        return json_safe(value.decode("utf-8", "replace"), depth, **more)
+    return json_safe(str(value), depth, **more)
+
+
+def stored_safe(value: Any) -> Any:
+    """Stored JSON as a response may carry it, whatever was stored (nothing cut short but
+    nesting past MAX_DEPTH)."""
+    return json_safe(value, max_items=10**9, max_chars=10**9, keep_other=True)
+
+
+class PlainTextBody(BaseModel):
+    """A request body whose every string (object keys too) must be plain text."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_text_everywhere(cls, data: Any) -> Any:
+        check_tree(data, "", max_depth=MAX_DEPTH + 2)
+        return data
+
 
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-SeriesKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+SeriesKey = Annotated[str, StringConstraints(min_length=1, max_length=200), PlainText]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), PlainText]
+# A time in seconds since the epoch: finite (NaN and Infinity are data in values, not times).
+WallTime = Annotated[float, Field(allow_inf_nan=False)]
 # float (not a strict float) so that "NaN", "Infinity" and "-Infinity" strings parse too.
 Value = float
 
@@ -23,11 +165,15 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: RunId | None = Field(None, description="Client-made run id; an existing id resumes it.")
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: Name
     project: Annotated[str, StringConstraints(
         min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] | None = Field(
         None, description="The run's project (default: the token's, or \"default\")")
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Any JSON object, at most {MAX_DEPTH} levels deep and {MAX_CONFIG_BYTES} "
+                    "bytes as JSON; non-finite numbers are stored as the strings \"NaN\", "
+                    "\"Infinity\" and \"-Infinity\".")
     resume: bool = Field(
         False, description="Without an id: resume the newest run with this name, if there is one."
     )
@@ -40,6 +186,23 @@ class RunCreate(BaseModel):
         description="Seconds within which the client promises new points; the stalled rule "
                     "fires after this plus its grace.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_text(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            check_tree(data.get("config"), "config", MAX_DEPTH)
+            check_tree({k: v for k, v in data.items() if k != "config"}, "", MAX_DEPTH)
+        return data
+
+    @field_validator("config")
+    @classmethod
+    def _config_fits(cls, config: dict[str, Any]) -> dict[str, Any]:
+        config = stored_safe(config)  # NaN and Infinity as the API's strings
+        size = len(json.dumps(config, ensure_ascii=False).encode("utf-8"))
+        if size > MAX_CONFIG_BYTES:
+            raise ValueError(f"config is {size} bytes as JSON; the limit is {MAX_CONFIG_BYTES}")
+        return config
+
     @model_validator(mode="after")
     def _known_rules(self) -> RunCreate:
         from monitor.rules.config import validate_overrides
@@ -48,7 +211,17 @@ class RunCreate(BaseModel):
         return self
 
 
-class RunPublic(BaseModel):
+class StoredPublic(BaseModel):
+    """A response of stored rows: whatever was stored (before the checks on input existed)
+    writes back as JSON."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_safe(cls, data: Any) -> Any:
+        return stored_safe(data) if isinstance(data, dict) else data
+
+
+class RunPublic(StoredPublic):
     id: str
     name: str
     project: str = "default"
@@ -81,8 +254,9 @@ class SeriesColumns(BaseModel):
 
     steps: list[Step]
     values: list[Value]
-    wall_times: list[float] | None = Field(
-        None, description="Seconds since the epoch, one per point; the server's clock if omitted."
+    wall_times: list[WallTime] | None = Field(
+        None, description="Seconds since the epoch, one per point, finite (NaN or Infinity is "
+                          "a 422 naming the key and index); the server's clock if omitted."
     )
 
     @model_validator(mode="after")
@@ -152,7 +326,7 @@ class Health(BaseModel):
     database: str
 
 
-class AlertPublic(BaseModel):
+class AlertPublic(StoredPublic):
     id: int
     run_id: str
     rule: str
@@ -183,10 +357,10 @@ class AlertsPublic(BaseModel):
     count: int
 
 
-class AlertAck(BaseModel):
+class AlertAck(PlainTextBody):
     model_config = ConfigDict(extra="forbid")
 
-    by: Annotated[str, StringConstraints(max_length=200)] | None = None
+    by: Annotated[str, StringConstraints(max_length=200), PlainText] | None = None
 
 
 class AlertEventPublic(BaseModel):
@@ -207,6 +381,8 @@ class AlertEventsPublic(BaseModel):
 class RuleParam(BaseModel):
     default: Any
     description: str
+    minimum: float | None = Field(None, description="numbers: the smallest value accepted")
+    maximum: float | None = Field(None, description="numbers: the largest value accepted")
 
 
 class RulePublic(BaseModel):
@@ -224,7 +400,7 @@ class RunRules(BaseModel):
     silenced: list[str]
 
 
-class RunRulesUpdate(BaseModel):
+class RunRulesUpdate(PlainTextBody):
     model_config = ConfigDict(extra="forbid")
 
     rules: dict[str, Any] = Field(
@@ -238,7 +414,21 @@ class RunRulesUpdate(BaseModel):
 
 WebhookFormat = Literal["generic", "slack", "discord"]
 Severity = Literal["warning", "critical"]
-WebhookUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+.*$", max_length=2000)]
+
+
+def _usable_url(url: str) -> str:
+    from monitor.webhooks.targets import url_problem
+
+    problem = url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return url
+
+
+# A URL httpx can send to (scheme, host, port checked here: a 422, not a delivery that can
+# never be sent); which hosts and addresses this server may send to is the route's check.
+WebhookUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+.*$", max_length=2000),
+                       AfterValidator(_usable_url)]
 Secret = Annotated[str, StringConstraints(min_length=8, max_length=200)]
 
 
@@ -251,10 +441,10 @@ def _known_rule_names(rules: list[str] | None) -> list[str] | None:
     return rules or None
 
 
-class WebhookUpdate(BaseModel):
+class WebhookUpdate(PlainTextBody):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    name: Annotated[str, StringConstraints(max_length=200), PlainText] | None = None
     url: WebhookUrl | None = Field(None, description="http(s) URL the deliveries are POSTed to")
     secret: Secret | None = Field(None, description="signs deliveries (HMAC-SHA256); never "
                                                     "returned after creation")
@@ -277,7 +467,7 @@ class WebhookCreate(WebhookUpdate):
     enabled: bool = True
 
 
-class WebhookPublic(BaseModel):
+class WebhookPublic(StoredPublic):
     id: int
     name: str
     url: str

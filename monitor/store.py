@@ -30,6 +30,16 @@ class BadRequest(Exception):
     """A request that is well-formed JSON but asks for something invalid (422)."""
 
 
+class RunIdTaken(Exception):
+    """``POST /runs`` with the id of a run of another project: refused before anything changed.
+    ``project`` is the run's, for a caller who may see it (an admin); the API's answer to a
+    project's token does not name it (monitor/api/routes/runs.py)."""
+
+    def __init__(self, run_id: str, project: str) -> None:
+        super().__init__(run_id)
+        self.run_id, self.project = run_id, project
+
+
 @dataclass
 class SeriesData:
     key: str
@@ -45,20 +55,36 @@ def new_run_id() -> str:
     return secrets.token_hex(8)
 
 
+def unknown_run(run_id: str) -> NotFound:
+    """The 404 of a run that does not exist, and (monitor/auth.py) of a run of another project
+    than the token's: the same words, so that no answer tells which ids exist elsewhere."""
+    return NotFound(f"unknown run '{run_id}'")
+
+
+def unknown_alert(alert_id: int) -> NotFound:
+    """As ``unknown_run``, for alerts."""
+    return NotFound(f"unknown alert {alert_id}")
+
+
 def get_run(*, session: Session, run_id: str) -> Run:
     """The run with this id, or NotFound."""
     run = session.get(Run, run_id)
     if run is None:
-        raise NotFound(f"unknown run '{run_id}'")
+        raise unknown_run(run_id)
     return run
 
 
 def create_or_resume_run(*, session: Session, run_create: RunCreate,
                          project: str = "default") -> tuple[Run, bool]:
-    """Create a run, or return the existing one (by id, or by name with resume); True if created."""
+    """Create a run in ``project``, or return the existing one (by id, or by name with resume);
+    True if created. An id that is another project's run raises RunIdTaken before anything is
+    changed (a resumed run's rule settings and check-in interval are merged only after)."""
     existing = None
     if run_create.id is not None:
         existing = session.get(Run, run_create.id)
+        if existing is not None and existing.project != project:
+            session.rollback()
+            raise RunIdTaken(existing.id, existing.project)
     elif run_create.resume:
         existing = session.scalars(
             select(Run).where(Run.name == run_create.name, Run.project == project)
@@ -81,7 +107,10 @@ def create_or_resume_run(*, session: Session, run_create: RunCreate,
         session.commit()
     except IntegrityError:  # the same id created concurrently (a retried request): resume it
         session.rollback()
-        return get_run(session=session, run_id=run_create.id or run.id), False
+        existing = get_run(session=session, run_id=run_create.id or run.id)
+        if existing.project != project:  # created meanwhile, in another project
+            raise RunIdTaken(existing.id, existing.project) from None
+        return existing, False
     return run, True
 
 
@@ -257,12 +286,22 @@ def _bucketed(rows, lo: int, hi: int, n_buckets: int) -> list[tuple]:
     return [kept[pid] for pid in sorted(kept, key=lambda pid: (kept[pid][0], pid))]
 
 
+# A read reads at most this many times max_points points one by one (or raw_limit, if more;
+# the rest comes from the pre-aggregated buckets): a read costs about what it returns, however
+# long the series.
+RAW_READ_FACTOR = 2
+
+
 def read_series(*, session: Session, run_id: str, key: str, max_points: int,
-                min_step: int | None = None, max_step: int | None = None) -> SeriesData:
+                min_step: int | None = None, max_step: int | None = None,
+                raw_limit: int = 0) -> SeriesData:
     """A series, downsampled into min/max buckets when it has more than max_points points.
 
     The first and last points and every non-finite value are always kept, so a spike or a NaN
     is never sampled away; the result can exceed max_points by the number of non-finite values.
+    A range too short for the stored buckets at the resolution asked is read point by point
+    only up to ``max(RAW_READ_FACTOR * max_points, raw_limit)`` points; beyond, from the finest
+    stored buckets (fewer points than asked).
     """
     sid = _series_id(session=session, run_id=run_id, key=key)
     where = [Point.series_id == sid]
@@ -292,9 +331,16 @@ def read_series(*, session: Session, run_id: str, key: str, max_points: int,
             rows, bucket_steps = rolled
     if rows is not None and count > max_points:
         downsampled = True
+    elif count > max(RAW_READ_FACTOR * max_points, raw_limit):
+        # too short a range for the grid asked (fewer than ~32 steps a bucket) and too many
+        # points to read one by one: the finest stored buckets, fewer than asked
+        rows, bucket_steps = rollups.read_bucketed(session, sid, lo, hi,
+                                                   max(1, (max_points - 4) // 2), ends,
+                                                   level=rollups.LEVELS[0])
+        downsampled = True
     elif count > max_points:
         # too short a range for the pre-aggregated buckets (fewer than ~32 steps a bucket):
-        # at most a few tens of thousands of points, read and bucketed here
+        # at most max(RAW_READ_FACTOR * max_points, raw_limit) points, read and bucketed here
         t = POINTS.c  # Core columns: the ORM's per-row work would double the time
         raw = session.connection().execute(
             select(t.id, t.step, t.value, t.wall_time)
@@ -417,7 +463,7 @@ def list_alerts(*, session: Session, run_id: str | None, status: str | None,
 def get_alert(*, session: Session, alert_id: int) -> Alert:
     alert = session.get(Alert, alert_id)
     if alert is None:
-        raise NotFound(f"unknown alert {alert_id}")
+        raise unknown_alert(alert_id)
     return alert
 
 

@@ -209,12 +209,18 @@ class Sender:
                 except FileNotFoundError:
                     continue
                 outcome, detail = self.transport.send(message)
-                fallback = _without_rules(message) if outcome is Outcome.REJECTED else None
-                if fallback is not None:
-                    # Rule settings the server does not accept must not cost the run: create
-                    # it with the server's default rules instead, and say so.
-                    warn(f"the server refused this run's rule settings ({detail}); the run is "
-                         "monitored with the default rules")
+                # Rule settings or a config the server does not accept (a config too deep or
+                # too large, say) must not cost the run: create it without them, and say so.
+                dropping = [(_without_rules, "rule settings", "the run is monitored with the "
+                             "default rules"), (_without_config, "config", "the run is "
+                                                "created without it")]
+                if "Value error, config" in detail:  # what the server says of a config
+                    dropping.reverse()
+                for strip, what, instead in dropping:
+                    fallback = strip(message) if outcome is Outcome.REJECTED else None
+                    if fallback is None:
+                        continue
+                    warn(f"the server refused this run's {what} ({detail}); {instead}")
                     spool.rewrite(fallback)
                     message = fallback
                     outcome, detail = self.transport.send(message)
@@ -270,13 +276,22 @@ class Sender:
 
 def _without_rules(message: Message) -> Message | None:
     """The run-create request without its rule settings, or None if it is not one that has any."""
+    return _without(message, "rules")
+
+
+def _without_config(message: Message) -> Message | None:
+    """The run-create request without its config, or None if it is not one that has any."""
+    return _without(message, "config")
+
+
+def _without(message: Message, field: str) -> Message | None:
     if message.method != "POST" or message.path != "/api/v1/runs":
         return None
     try:
         body = json.loads(message.body)
     except ValueError:
         return None
-    if not isinstance(body, dict) or not body.pop("rules", None):
+    if not isinstance(body, dict) or not body.pop(field, None):
         return None
     return Message(method=message.method, path=message.path, body=json.dumps(body).encode(),
                    params=message.params, headers=message.headers, file=message.file)

@@ -103,9 +103,20 @@ function seriesUrl(keys, maxPoints) {
   return `${base}/series?${qs.join("&")}`;
 }
 
-// A chart's series: asked for once per draw (buildCharts asks for every chart's at once, early)
+// A chart's series: asked for once per draw (buildCharts asks for every chart's at once, early),
+// at most KEYS_PER_READ keys a request (the server refuses more than 32 keys, or more than
+// 100,000 points, in one read)
+const KEYS_PER_READ = 16;
+
+async function readSeries(keys, maxPoints) {
+  const reads = [];
+  for (let i = 0; i < keys.length; i += KEYS_PER_READ) reads.push(getJSON(seriesUrl(keys.slice(i, i + KEYS_PER_READ), maxPoints)));
+  const parts = await Promise.all(reads);
+  return { ...parts[0], series: parts.flatMap((p) => p.series) };
+}
+
 function fetchChart(chart) {
-  const data = chart.prefetched || getJSON(seriesUrl(chart.keys, chart.kind === "heatmap" ? LAYER_POINTS : MAX_POINTS));
+  const data = chart.prefetched || readSeries(chart.keys, chart.kind === "heatmap" ? LAYER_POINTS : MAX_POINTS);
   chart.prefetched = null;
   return data;
 }

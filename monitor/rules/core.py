@@ -15,15 +15,27 @@ from typing import Any
 
 SEVERITIES = ("warning", "critical")
 
+# The bounds of numeric parameters, (smallest, largest), declared with each parameter as the
+# third element of its (default, meaning, bounds); a value outside them (or not finite) is a
+# 422 naming the parameter and its bounds. Finite and modest on purpose: an Infinity or 1e300
+# would pass any comparison yet break evaluation (a window is read from the database).
+STEPS = (0, 10**12)        # a count of steps (holds, warm-up, cadence)
+WINDOW = (1, 100_000)      # steps of points a rule reads back at each evaluation
+SECONDS = (0, 7 * 86400)   # a duration on the clock
+LEVEL = (0, 1e12)          # a threshold on a loss, a norm, a standard deviation...
+SHARE = (0, 1)             # a probability, a correlation, a share
+
 # Lifecycle parameters every rule has, in steps unless named otherwise.
-COMMON_PARAMS: dict[str, tuple[Any, str]] = {
-    "warmup": (0, "steps at the start of a run during which the rule is not evaluated"),
-    "for": (0, "steps the condition must hold before the alert fires (pending until then)"),
-    "clear_for": (50, "steps the condition must stay clear before a firing alert resolves"),
-    "cooldown": (200, "steps after a resolution before the same alert may fire again"),
-    "escalate_after": (0, "steps firing before a warning becomes critical (0: never)"),
+COMMON_PARAMS: dict[str, tuple] = {
+    "warmup": (0, "steps at the start of a run during which the rule is not evaluated", STEPS),
+    "for": (0, "steps the condition must hold before the alert fires (pending until then)",
+            STEPS),
+    "clear_for": (50, "steps the condition must stay clear before a firing alert resolves",
+                  STEPS),
+    "cooldown": (200, "steps after a resolution before the same alert may fire again", STEPS),
+    "escalate_after": (0, "steps firing before a warning becomes critical (0: never)", STEPS),
     "every": (0, "evaluate once per this many steps (0: a twentieth of the rule's window); a "
-                 "trend over 1,000 steps does not change in one"),
+                 "trend over 1,000 steps does not change in one", STEPS),
     "severity": ("warning", "severity when it fires: warning or critical"),
 }
 
@@ -85,19 +97,42 @@ class Rule:
     title: str
     sign: str  # the folklore it encodes
     check: Callable[[Window, dict], Finding | None]
-    params: dict[str, tuple[Any, str]]  # name -> (default, meaning); COMMON_PARAMS added
+    # name -> (default, meaning) or, for numbers, (default, meaning, (smallest, largest));
+    # COMMON_PARAMS added (a rule re-declaring one of them keeps its bounds unless it gives its
+    # own)
+    params: dict[str, tuple]
     action: str  # the recommended action, naming the ganhacks trick to try
     subjects: Callable[[Window], list[str]] | None = None  # one fingerprint per subject
     inputs: tuple[str, ...] = ()  # series keys (or prefixes ending in "/") it reads
+
+    def __post_init__(self) -> None:
+        for name, default in self.defaults().items():
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                lo, hi = self.bounds(name) or (None, None)
+                if lo is None or not lo <= default <= hi:
+                    raise ValueError(f"rule {self.name}: parameter {name} needs bounds that "
+                                     f"hold its default {default!r}")
 
     def defaults(self) -> dict[str, Any]:
         out = {k: v[0] for k, v in COMMON_PARAMS.items()}
         out.update({k: v[0] for k, v in self.params.items()})
         return out
 
+    def bounds(self, name: str) -> tuple[float, float] | None:
+        """(smallest, largest) a numeric parameter may be, or None for others."""
+        for declared in (self.params.get(name), COMMON_PARAMS.get(name)):
+            if declared is not None and len(declared) > 2:
+                return declared[2]
+        return None
+
     def documented_params(self) -> dict[str, dict[str, Any]]:
         merged = {**COMMON_PARAMS, **self.params}
-        return {k: {"default": v[0], "description": v[1]} for k, v in merged.items()}
+        out = {}
+        for k, v in merged.items():
+            out[k] = {"default": v[0], "description": v[1]}
+            if self.bounds(k) is not None:
+                out[k]["minimum"], out[k]["maximum"] = self.bounds(k)
+        return out
 
 
 # -- small numerics, pure Python (the server never needs numpy or torch) --------------------

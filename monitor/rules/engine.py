@@ -173,6 +173,7 @@ class Evaluator:
             if self._state("stalled", "").status == "firing":
                 self.step_rule("stalled", "", None, t)  # points arrived: not stalled any more
             previous = t
+        self.rule_worked("", todo[-1])  # the evaluation as a whole worked (see evaluate_on_ingest)
         self.run.evaluated_step = todo[-1]
 
     def cadence(self, name: str) -> int:
@@ -184,7 +185,11 @@ class Evaluator:
         if rule.subjects is None:
             subjects = [""]
         else:
-            subjects = set(rule.subjects(window))
+            try:
+                subjects = set(rule.subjects(window))
+            except Exception as exc:
+                self.rule_failed(name, exc, t)
+                return
             subjects.update(s for (r, s), row in self.rows.items()
                             if r == name and row.status in ("pending", "firing"))
             subjects = sorted(subjects)
@@ -192,11 +197,41 @@ class Evaluator:
             finding = None
             if t >= int(params["warmup"]):
                 window.subject = subject
-                finding = rule.check(window, params)
+                try:
+                    finding = rule.check(window, params)
+                except Exception as exc:  # the rule watches nothing: say so, as an alert
+                    window.subject = ""
+                    self.rule_failed(name, exc, t)
+                    return
             if finding is None and (name, subject) not in self.rows:
                 continue  # inactive and still clear: nothing to store
             self.step_rule(name, subject, finding, t)
         window.subject = ""
+        self.rule_worked(name, t)
+
+    def rule_failed(self, name: str, exc: Exception, t: int) -> None:
+        """A rule raised: a ``rule_error`` alert (its subject the rule's name) fires, naming
+        the rule and the error, instead of the rule going quiet with a line in a log."""
+        log.warning("rule %s of run %s failed at step %s: %s: %s", name, self.run.id, t,
+                    type(exc).__name__, exc)
+        if "rule_error" in self.silenced:
+            return
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        where = f"rule {name}" if name else "the rules"
+        finding = Finding(
+            message=f"{where} failed to evaluate at step {t} ({error}); until it evaluates "
+                    "again it raises no alert" + (f" (its parameters: {self.params[name]})"
+                                                  if name in self.params else ""),
+            value=math.nan, threshold=math.nan,
+            evidence={"rule": name, "error": error, "step": t,
+                      "params": self.params.get(name, {})})
+        self.step_rule("rule_error", name, finding, t)
+
+    def rule_worked(self, name: str, t: int) -> None:
+        """The rule evaluated: its rule_error alert, if one is open, resolves."""
+        row = self.rows.get(("rule_error", name))
+        if row is not None and row.status in ("pending", "firing"):
+            self.step_rule("rule_error", name, None, t)
 
     def _state(self, rule: str, subject: str) -> State:
         row = self.rows.get((rule, subject))
@@ -275,7 +310,10 @@ def evaluate_on_ingest(session: Session, *, run_id: str, steps: list[int],
     """Evaluate the run's rules at the batch's new steps, in the caller's transaction.
 
     A failing rule must never cost the batch: evaluation runs in a savepoint, and an error is
-    logged and leaves the points stored.
+    logged and leaves the points stored. A rule that raises is a ``rule_error`` alert of its own
+    (see Evaluator.rule_failed); an evaluation that fails as a whole (reading the window, say)
+    is one too, with the subject "" (in a savepoint of its own: it must not cost the batch
+    either).
     """
     if not steps:
         return
@@ -284,8 +322,15 @@ def evaluate_on_ingest(session: Session, *, run_id: str, steps: list[int],
             run = lock_run(session, run_id)
             if run is not None:
                 Evaluator(session, run).on_points(steps, fresh)
-    except Exception:
+    except Exception as exc:
         log.exception("rule evaluation of run %s failed; the points are stored", run_id)
+        try:
+            with session.begin_nested():
+                run = lock_run(session, run_id)
+                if run is not None:
+                    Evaluator(session, run).rule_failed("", exc, max(steps))
+        except Exception:
+            log.exception("could not raise the rule_error alert of run %s", run_id)
 
 
 def resolve_stalled(session: Session, *, run: Run) -> None:

@@ -12,6 +12,10 @@ import bisect
 import math
 
 from monitor.rules.core import (
+    LEVEL,
+    SECONDS,
+    SHARE,
+    WINDOW,
     Finding,
     Rule,
     Window,
@@ -246,10 +250,16 @@ def stalled(w: Window, p: dict) -> Finding | None:
         evidence={"silent_for_s": round(silent, 1), "last_step": w.step})
 
 
+def rule_error(w: Window, p: dict) -> Finding | None:
+    """Never holds on a window: the engine raises it, once per rule that failed to evaluate
+    (the subject), with the error, and resolves it when that rule evaluates again."""
+    return None
+
+
 RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("non_finite", "Non-finite values", "loss or gradient became NaN/Inf", non_finite,
          {"window": (1, "also look this many steps back (besides the steps since the last "
-                        "evaluation)"),
+                        "evaluation)", (0, WINDOW[1])),
           "clear_for": (100, "steps without non-finite values before it resolves"),
           "severity": ("critical", "severity when it fires")},
          "Lower the learning rates (ganhacks #9: Adam at 2e-4, beta1 0.5), make sure inputs are "
@@ -257,9 +267,9 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          "the gradients of the layer that went first."),
     Rule("d_loss_zero", "D loss to zero", '"D loss goes to 0: failure mode"', d_loss_zero,
          {"key": ("d_loss", "the discriminator's loss series"),
-          "window": (100, "steps averaged"),
-          "threshold": (0.05, "fires when the mean D loss is below this"),
-          "critical": (0.005, "critical below this"),
+          "window": (100, "steps averaged", WINDOW),
+          "threshold": (0.05, "fires when the mean D loss is below this", LEVEL),
+          "critical": (0.005, "critical below this", LEVEL),
           "warmup": (100, "steps before the rule is evaluated"),
           "for": (50, "steps the condition must hold")},
          "Make D's job harder: soft and noisy labels (ganhacks #6), instance noise on D's "
@@ -268,9 +278,9 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("exploding_gradients", "Exploding gradients",
          '"check norms of gradients: if they are over 100 things are screwing up"',
          exploding_gradients,
-         {"window": (50, "steps whose median is compared"),
-          "threshold": (100.0, "fires when the median gradient norm exceeds this"),
-          "critical": (1000.0, "critical above this"),
+         {"window": (50, "steps whose median is compared", WINDOW),
+          "threshold": (100.0, "fires when the median gradient norm exceeds this", LEVEL),
+          "critical": (1000.0, "critical above this", LEVEL),
           "for": (50, "steps the condition must hold (a norm that only brushes 100 is "
                       "not an explosion; a real one ends in NaN, which non_finite catches "
                       "at once)")},
@@ -281,8 +291,8 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          '"D loss has low variance and goes down over time vs having huge variance and '
          'spiking"', d_loss_variance,
          {"key": ("d_loss", "the discriminator's loss series"),
-          "window": (200, "steps in the rolling window"),
-          "threshold": (0.5, "fires when D loss's standard deviation exceeds this"),
+          "window": (200, "steps in the rolling window", WINDOW),
+          "threshold": (0.5, "fires when D loss's standard deviation exceeds this", LEVEL),
           "warmup": (200, "steps before the rule is evaluated"),
           "for": (100, "steps the condition must hold")},
          "Stabilise D: a lower D learning rate, label smoothing (ganhacks #6), instance noise "
@@ -290,11 +300,11 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("d_loss_spikes", "Unstable D (spikes)",
          '"D loss ... having huge variance and spiking"', d_loss_spikes,
          {"key": ("d_loss", "the discriminator's loss series"),
-          "window": (200, "steps in the rolling window"),
-          "k": (8.0, "a spike is more than k robust standard deviations above the median"),
-          "min_jump": (0.5, "... and at least this much above it"),
-          "min_ratio": (0.5, "... and at least this share of the median above it"),
-          "min_spikes": (3, "fires with at least this many spikes in the window"),
+          "window": (200, "steps in the rolling window", WINDOW),
+          "k": (8.0, "a spike is more than k robust standard deviations above the median", LEVEL),
+          "min_jump": (0.5, "... and at least this much above it", LEVEL),
+          "min_ratio": (0.5, "... and at least this share of the median above it", LEVEL),
+          "min_spikes": (3, "fires with at least this many spikes in the window", (1, 10_000)),
           "warmup": (200, "steps before the rule is evaluated"),
           "for": (20, "steps the condition must hold")},
          "Look at the steps of the spikes: a lower learning rate, label smoothing (ganhacks #6), "
@@ -305,10 +315,10 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          {"g_key": ("g_loss", "the generator's loss series"),
           "d_key": ("d_loss", "the discriminator's loss series"),
           "fake_key": ("d_fake", "mean D(G(z)); used when logged"),
-          "window": (1000, "steps in the trend window"),
-          "min_fake_rise": (0.1, "rise of mean D(G(z)) (first vs last quarter) needed"),
-          "min_correlation": (0.8, "|r| of G loss against step needed to call it steady"),
-          "min_drop": (0.3, "relative fall of G loss (first vs last quarter) needed"),
+          "window": (1000, "steps in the trend window", WINDOW),
+          "min_fake_rise": (0.1, "rise of mean D(G(z)) (first vs last quarter) needed", SHARE),
+          "min_correlation": (0.8, "|r| of G loss against step needed to call it steady", SHARE),
+          "min_drop": (0.3, "relative fall of G loss (first vs last quarter) needed", LEVEL),
           "warmup": (1000, "steps before the rule is evaluated"),
           "for": (100, "steps the condition must hold")},
          "Look at the samples: if they are garbage, D is too weak or too slow; give D more "
@@ -317,11 +327,11 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("mode_collapse", "Mode collapse", "the classic GAN failure: every sample alike",
          mode_collapse,
          {"key": ("diversity/ratio", "fake/real batch diversity ratio"),
-          "window": (100, "steps whose median is compared"),
+          "window": (100, "steps whose median is compared", WINDOW),
           "threshold": (0.75, "fires when the median ratio is below this (healthy runs of "
                               "the reference trainer: ~1.0 on ring8, ~0.8 on digits; ring8 "
-                              "collapsed onto 4 of 8 modes: ~0.63)"),
-          "critical": (0.2, "critical below this"),
+                              "collapsed onto 4 of 8 modes: ~0.63)", LEVEL),
+          "critical": (0.2, "critical below this", LEVEL),
           "warmup": (200, "steps before the rule is evaluated"),
           "for": (100, "steps the condition must hold"),
           "clear_for": (100, "steps above the threshold before it resolves")},
@@ -331,9 +341,9 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("d_overpowering", "D overpowering G", "D(x) -> 1 and D(G(z)) -> 0", d_overpowering,
          {"real_key": ("d_real", "mean D(x) series"),
           "fake_key": ("d_fake", "mean D(G(z)) series"),
-          "window": (50, "steps averaged"),
-          "real_above": (0.95, "D(x) above this ..."),
-          "fake_below": (0.05, "... and D(G(z)) below this"),
+          "window": (50, "steps averaged", WINDOW),
+          "real_above": (0.95, "D(x) above this ...", SHARE),
+          "fake_below": (0.05, "... and D(G(z)) below this", SHARE),
           "warmup": (50, "steps before the rule is evaluated"),
           "for": (50, "steps the condition must hold")},
          "Use the non-saturating G loss (ganhacks #2), soft and noisy labels (#6), instance "
@@ -342,8 +352,8 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("vanishing_g_gradient", "Vanishing G gradient", "G gradient norm -> 0",
          vanishing_g_gradient,
          {"key": ("grad_norm/G", "G's total gradient norm"),
-          "window": (50, "steps whose median is compared"),
-          "threshold": (1e-3, "fires when the median norm is below this"),
+          "window": (50, "steps whose median is compared", WINDOW),
+          "threshold": (1e-3, "fires when the median norm is below this", LEVEL),
           "warmup": (50, "steps before the rule is evaluated"),
           "for": (50, "steps the condition must hold")},
          "G gets no signal from a saturated D: switch to the non-saturating loss (ganhacks #2), "
@@ -351,13 +361,21 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          inputs=("grad_norm/G",)),
     Rule("stalled", "Stalled run", "a run that stopped reporting without finishing", stalled,
          {"checkin_interval": (60.0, "seconds; the client's declared interval (from the run "
-                                     "when it declares one)"),
-          "grace": (60.0, "seconds of grace on top of the interval"),
+                                     "when it declares one)", SECONDS),
+          "grace": (60.0, "seconds of grace on top of the interval", SECONDS),
           "clear_for": (0, "resolves on the next point"),
           "cooldown": (0, "may fire again at once")},
          "Check the training process: is it alive, hung in a data loader or a collective, out "
          "of memory, or killed? Runs that end should call run.finish().", inputs=()),
+    Rule("rule_error", "Rule failed to evaluate", "a rule that cannot run watches nothing",
+         rule_error,
+         {"clear_for": (0, "resolves when the rule evaluates again"),
+          "cooldown": (0, "may fire again at once")},
+         "The message names the rule and its error: correct the run's settings of that rule "
+         "(PATCH /api/v1/runs/{id}/rules, or reset them with null), or silence it; until then "
+         "the rule raises no alert of its own.", inputs=()),
 ]}
 
-# Rules evaluated over points on ingest (stalled is evaluated on a clock instead).
-POINT_RULES = tuple(name for name in RULES if name != "stalled")
+# Rules evaluated over points on ingest (stalled is evaluated on a clock instead, rule_error
+# raised by the engine when another rule fails).
+POINT_RULES = tuple(name for name in RULES if name not in ("stalled", "rule_error"))
