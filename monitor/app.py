@@ -8,7 +8,8 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, OperationalError
@@ -28,10 +29,11 @@ from monitor.api.routes import (
     webhooks,
 )
 from monitor.db import make_engine, make_sessionmaker
+from monitor.guard import GuardMiddleware
 from monitor.gzip_request import GzipRequestMiddleware
 from monitor.notify import Listener
 from monitor.rules.engine import sweep_stalled
-from monitor.schemas import ErrorPublic
+from monitor.schemas import ErrorPublic, json_safe, shown, text_fault
 from monitor.settings import Settings
 from monitor.webhooks.outbox import install_handoff
 from monitor.webhooks.worker import DeliveryWorker
@@ -66,11 +68,22 @@ ERROR_RESPONSES = {
         (503, "The database is unavailable; retry later"))}
 
 
+def plain_text_params(request: Request) -> None:
+    """Path and query parameters are plain text, as bodies are (monitor/schemas.py text_fault):
+    a NUL in one is a 422 here, not an error of the database's."""
+    for where, params in (("path", list(request.path_params.items())),
+                          ("query", request.query_params.multi_items())):
+        for name, value in params:
+            fault = text_fault(value) if isinstance(value, str) else None
+            if fault is not None:
+                raise HTTPException(422, f"the {where} parameter {shown(name)!r} {fault}")
+
+
 def api_router() -> APIRouter:
     api = APIRouter(prefix="/api/v1", responses={
         **ERROR_RESPONSES, 401: {"model": ErrorPublic, "description": "No valid token"},
         403: {"model": ErrorPublic, "description": "The token may not do this"}},
-        dependencies=[Depends(authorize)])
+        dependencies=[Depends(authorize), Depends(plain_text_params)])
     for module in (health, session, runs, points, series, samples, alerts, rules,
                    webhooks, live):
         api.include_router(module.router)
@@ -127,6 +140,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # first added is innermost: the route is captured next to the router, counted outermost
     app.add_middleware(metrics.RouteCapture)
     app.add_middleware(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Host, Origin and the token before any body is read; nosniff and the CSP on the way out
+    app.add_middleware(GuardMiddleware, settings=settings)
     app.add_middleware(metrics.MetricsMiddleware)
 
     @app.exception_handler(store.NotFound)
@@ -137,14 +152,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _bad_request(_request: Request, exc: store.BadRequest) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes the input as it came, which may not encode as JSON (a
+        # lone surrogate, NaN) or be huge: the same errors, made JSON-safe and cut short
+        return JSONResponse(status_code=422, content={"detail": json_safe(exc.errors())})
+
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)
     async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
-        # a number too large for the database (SQLite raises OverflowError, PostgreSQL a
-        # DataError): the client's mistake, and nothing of the request was stored
-        return JSONResponse(status_code=422, content={
-            "detail": "a number in the request is out of range for the database (integers "
-                      f"must fit in 64 bits): {str(exc).splitlines()[0][:200]}"})
+        # a value the database cannot store (SQLite raises OverflowError for a number too
+        # large, PostgreSQL a DataError): the client's mistake, and nothing of it was stored
+        first = shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 200)
+        if isinstance(exc, OverflowError) or "out of range" in first:
+            what = "a number in the request is out of range for the database (integers must " \
+                   "fit in 64 bits)"
+        elif "NUL" in first or "0x00" in first:
+            what = "text in the request holds a NUL character, which the database cannot store"
+        else:
+            what = "the database cannot store a value of the request"
+        return JSONResponse(status_code=422, content={"detail": f"{what}: {first}"})
 
     @app.exception_handler(OperationalError)
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:

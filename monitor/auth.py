@@ -14,9 +14,13 @@ constant time. A token has a scope and a project:
   silence rules (what the dashboard does);
 - ``admin``: everything, every project, and webhooks.
 
-A request carries it as ``Authorization: Bearer <token>``, or, from the dashboard, in the
-``ganwatch_token`` cookie that ``POST /api/v1/session`` sets. Missing, malformed, unknown or
-revoked: 401. Valid but not allowed (wrong scope, another project's run): 403.
+A request carries it as ``Authorization: Bearer <token>``. The dashboard signs in once with
+``POST /api/v1/session``: the server checks the token and keeps a *session* (a random id of its
+own, stored as a SHA-256, expiring after ``GANWATCH_SESSION_TTL``, ended by ``DELETE
+/api/v1/session`` or by revoking its token); the browser's HttpOnly ``ganwatch_session`` cookie
+holds only that id, never the token. Missing, malformed, unknown or revoked: 401. Valid but not
+allowed (wrong scope): 403. Another project's run or alert: 404, worded as for one
+that does not exist, so that no answer tells which ids exist in other projects.
 """
 
 from __future__ import annotations
@@ -24,18 +28,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import HTTPException, Request, status
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from monitor.models import Alert, ApiToken, Run, utcnow
+from monitor.models import Alert, ApiToken, DashboardSession, Run, utcnow
+from monitor.store import unknown_alert, unknown_run
 
 SCOPES = ("ingest", "read", "admin")
-COOKIE = "ganwatch_token"
+COOKIE = "ganwatch_session"
 ALL_PROJECTS = "*"
+# gw_<id>_<secret>: ASCII digits only ("²".isdigit() is true, and int() refuses it), and the
+# alphabet of secrets.token_urlsafe; anything else is malformed before any work is done.
+_TOKEN = re.compile(r"gw_([0-9]{1,18})_([A-Za-z0-9_-]{1,128})")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,128}")
+NO_TOKEN = ("this server needs a token: send 'Authorization: Bearer <token>' "
+            "(GANWATCH_TOKEN for the client; `ganwatch token create` makes one)")
+BAD_TOKEN = "the token is not valid (unknown, malformed or revoked)"
+SESSION_ENDED = ("this dashboard session has ended (signed out, expired, or its token was "
+                 "revoked): sign in again")
 
 
 @dataclass(frozen=True)
@@ -88,26 +105,84 @@ def revoke_token(session: Session, token_id: int) -> ApiToken | None:
     row = session.get(ApiToken, token_id)
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
+        # its dashboard sessions end with it (they are refused anyway: sessions_principal
+        # checks the token too)
+        session.execute(update(DashboardSession)
+                        .where(DashboardSession.token_id == token_id,
+                               DashboardSession.revoked_at.is_(None))
+                        .values(revoked_at=row.revoked_at))
         session.commit()
     return row
 
 
 def authenticate(session: Session, raw: str) -> Principal | None:
     """The token's principal, or None: unknown, malformed or revoked."""
-    parts = raw.strip().split("_", 2)
-    if len(parts) != 3 or parts[0] != "gw" or not parts[1].isdigit() or len(parts[1]) > 18:
+    match = _TOKEN.fullmatch(raw.strip())
+    if match is None:
         return None
-    row = session.get(ApiToken, int(parts[1]))
+    token_id, secret = int(match[1]), match[2]
+    row = session.get(ApiToken, token_id)
     if row is None:
-        _sha256(parts[2])  # the same work as for a known id
+        _sha256(secret)  # the same work as for a known id
         return None
-    if not hmac.compare_digest(row.secret_sha256, _sha256(parts[2])) or row.revoked_at:
+    if not hmac.compare_digest(row.secret_sha256, _sha256(secret)) or row.revoked_at:
         return None
+    _touch(session, row)
+    return Principal(scope=row.scope, project=row.project, token_id=row.id)
+
+
+def _touch(session: Session, row: ApiToken) -> None:
     now = utcnow()
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
         session.commit()
-    return Principal(scope=row.scope, project=row.project, token_id=row.id)
+
+
+def create_session(session: Session, who: Principal, ttl: float) -> tuple[str, DashboardSession]:
+    """A new dashboard session for a token's principal: its id (for the cookie, shown once;
+    only its hash is stored) and the row."""
+    session_id = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = DashboardSession(secret_sha256=_sha256(session_id), token_id=who.token_id,
+                           created_at=now, expires_at=now + timedelta(seconds=ttl))
+    session.add(row)
+    session.commit()
+    return session_id, row
+
+
+def _live_session(session: Session, session_id: str) -> tuple[DashboardSession, ApiToken] | None:
+    if not _SESSION_ID.fullmatch(session_id):
+        return None
+    found = session.execute(
+        select(DashboardSession, ApiToken)
+        .join(ApiToken, ApiToken.id == DashboardSession.token_id)
+        .where(DashboardSession.secret_sha256 == _sha256(session_id))).first()
+    if found is None:
+        return None
+    row, token = found
+    if row.revoked_at or token.revoked_at or row.expires_at <= utcnow():
+        return None
+    return row, token
+
+
+def session_principal(session: Session, session_id: str) -> Principal | None:
+    """The principal of a dashboard session's id, or None: unknown, signed out, expired, or
+    its token revoked."""
+    found = _live_session(session, session_id)
+    if found is None:
+        return None
+    _touch(session, found[1])
+    return Principal(scope=found[1].scope, project=found[1].project, token_id=found[1].id)
+
+
+def end_session(session: Session, session_id: str) -> bool:
+    """Sign-out: the session is refused from now on. False when it had ended already."""
+    found = _live_session(session, session_id)
+    if found is None:
+        return False
+    found[0].revoked_at = utcnow()
+    session.commit()
+    return True
 
 
 def required(settings) -> bool:
@@ -123,11 +198,40 @@ def required(settings) -> bool:
     return mode == "required"
 
 
-def raw_token(request: Request) -> str | None:
+def bearer(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None when there is none."""
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
-    return request.headers.get("x-ganwatch-token") or request.cookies.get(COOKIE)
+    return None
+
+
+_IDENTITY = "ganwatch.principal"  # request.state: who, once authenticated (monitor/guard.py)
+
+
+def identify(request: Request, session: Session) -> Principal:
+    """Who sends this request: its bearer token, else its dashboard session cookie; a 401 that
+    says why not otherwise. Authenticated once per request (the guard middleware does it before
+    the body is read; the route's dependency then finds it here)."""
+    known = request.scope.get("state", {}).get(_IDENTITY)
+    if known is not None:
+        return known
+    raw = bearer(request)
+    if raw is not None:
+        if not raw:
+            raise unauthorized(NO_TOKEN)
+        who = authenticate(session, raw)
+        if who is None:
+            raise unauthorized(BAD_TOKEN)
+    else:
+        cookie = request.cookies.get(COOKIE)
+        if not cookie:
+            raise unauthorized(NO_TOKEN)
+        who = session_principal(session, cookie)
+        if who is None:
+            raise unauthorized(SESSION_ENDED)
+    request.scope.setdefault("state", {})[_IDENTITY] = who
+    return who
 
 
 def unauthorized(detail: str) -> HTTPException:
@@ -144,35 +248,52 @@ _READER_WRITES = ("/ack", "/silence")
 
 
 def principal_for(request: Request, session: Session) -> Principal:
-    """The request's principal, or a 401/403 saying why not. Run- and alert-level project
-    checks happen here too, from the path's ``run_id`` or ``alert_id``."""
+    """The request's principal, or a 401/403 saying why not (no or a bad token: 401; the
+    wrong scope: 403). Run- and alert-level project checks happen here too, from the path's
+    ``run_id`` or ``alert_id`` and the query's ``run_id``: another project's is a 404."""
     settings = request.app.state.settings
     if not required(settings):
         return OPEN
-    raw = raw_token(request)
-    if not raw:
-        raise unauthorized("this server needs a token: send 'Authorization: Bearer <token>' "
-                           "(GANWATCH_TOKEN for the client; `ganwatch token create` makes one)")
-    who = authenticate(session, raw)
-    if who is None:
-        raise unauthorized("the token is not valid (unknown, malformed or revoked)")
+    who = identify(request, session)
     path, method = request.url.path, request.method
     if path.startswith(("/api/v1/webhooks", "/api/v1/tokens")) and not who.admin:
         raise forbidden("webhooks need an admin token")
     if method not in ("GET", "HEAD") and who.scope == "read" and not path.endswith(
             _READER_WRITES):
         raise forbidden("a read token cannot write; use an ingest token")
-    run_id = request.path_params.get("run_id") or request.query_params.get("run_id")
-    if run_id is not None and not who.admin:
-        project = session.scalar(select(Run.project).where(Run.id == run_id))
-        if project is not None and not who.sees(project):
-            raise forbidden(f"run {run_id!r} belongs to another project than this token's "
-                            f"({who.project!r})")
-    alert_id = request.path_params.get("alert_id")
-    if alert_id is not None and not who.admin and str(alert_id).isdigit():
-        project = session.scalar(select(Run.project).join(Alert, Alert.run_id == Run.id)
-                                 .where(Alert.id == int(alert_id)))
-        if project is not None and not who.sees(project):
-            raise forbidden(f"alert {alert_id} belongs to another project than this token's "
-                            f"({who.project!r})")
+    if not who.admin:
+        _only_own_project(request, session, who)
     return who
+
+
+_ALERT_ID = TypeAdapter(int)  # how the routes read ``alert_id`` (lax: "7", "+7", "7.0", "0_7")
+_INT64_MAX = 2**63 - 1
+
+
+def _only_own_project(request: Request, session: Session, who: Principal) -> None:
+    """A 404 for a run or an alert the principal may not see, in the very words of one that
+    does not exist (``store.unknown_run``/``unknown_alert``): nothing tells a token which ids
+    exist in other projects. Checked before the route runs, so a refused request changes
+    nothing; every run id the request names is checked (the path's, and each ``?run_id=``),
+    and an alert id is read as the route reads it, so "7.0" or "+7" cannot pass for another
+    id than 7."""
+    run_ids = request.query_params.getlist("run_id")
+    if "run_id" in request.path_params:
+        run_ids.insert(0, request.path_params["run_id"])
+    for run_id in run_ids:
+        project = session.scalar(select(Run.project).where(Run.id == run_id))
+        if project is None or not who.sees(project):
+            raise unknown_run(run_id)
+    raw = request.path_params.get("alert_id")
+    if raw is None:
+        return
+    try:
+        alert_id = _ALERT_ID.validate_python(raw)
+    except ValidationError:
+        return  # not a number: the route answers 422, whoever asks
+    project = None
+    if 0 <= alert_id <= _INT64_MAX:
+        project = session.scalar(select(Run.project).join(Alert, Alert.run_id == Run.id)
+                                 .where(Alert.id == alert_id))
+    if project is None or not who.sees(project):
+        raise unknown_alert(alert_id)

@@ -1,6 +1,10 @@
 """ASGI middleware: inflate gzip request bodies and refuse bodies over a size limit.
 
 The client compresses its batches (JSON of floats shrinks 3-5x); FastAPI only knows plain bodies.
+Inflation streams: each chunk is inflated no further than the bytes left under the limit, so a
+gzip bomb costs at most the limit (and a 413), never its inflated size. A request that will be
+refused for want of a token never gets here (monitor/guard.py authenticates first); routes open
+to anyone (the sign-in) get a small limit of their own from the guard (``MAX_BODY_KEY``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ async def _reply(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+MAX_BODY_KEY = "ganwatch.max_body_bytes"  # a scope key: this request's own, smaller limit
+
+
 class GzipRequestMiddleware:
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -42,11 +49,17 @@ class GzipRequestMiddleware:
             await _reply(send, 415, f"unsupported Content-Encoding '{encoding.decode()}'; "
                                     "send gzip or an uncompressed body")
             return
+        limit = min(scope.get(MAX_BODY_KEY, self.max_body_bytes), self.max_body_bytes)
+        too_large = (f"request body over {limit} bytes" + (
+            " (GANWATCH_MAX_BODY_BYTES)" if limit == self.max_body_bytes else " on this route"))
+        declared = headers.get(b"content-length", b"")
+        if encoding != b"gzip" and declared.isdigit() and int(declared) > limit:
+            await _reply(send, 413, too_large)  # refused before a byte of it is read
+            return
         try:
-            body = await self._read(receive, gzip=encoding == b"gzip")
+            body = await self._read(receive, gzip=encoding == b"gzip", limit=limit)
         except _TooLarge:
-            await _reply(send, 413, f"request body over {self.max_body_bytes} bytes "
-                                    "(GANWATCH_MAX_BODY_BYTES)")
+            await _reply(send, 413, too_large)
             return
         except _BadGzip as exc:
             await _reply(send, 400, f"Content-Encoding is gzip but the body is not: {exc}")
@@ -66,7 +79,7 @@ class GzipRequestMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _read(self, receive: Receive, *, gzip: bool) -> bytes:
+    async def _read(self, receive: Receive, *, gzip: bool, limit: int) -> bytes:
         inflater = zlib.decompressobj(wbits=47) if gzip else None  # 47: gzip or zlib header
         parts: list[bytes] = []
         size = 0
@@ -79,13 +92,13 @@ class GzipRequestMiddleware:
             more = message.get("more_body", False)
             if inflater is not None:
                 try:
-                    chunk = inflater.decompress(chunk, self.max_body_bytes + 1 - size)
+                    chunk = inflater.decompress(chunk, limit + 1 - size)
                 except zlib.error as exc:
                     raise _BadGzip(str(exc)) from exc
                 if inflater.unconsumed_tail:
                     raise _TooLarge
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 raise _TooLarge
             parts.append(chunk)
         if inflater is not None and not inflater.eof and size > 0:

@@ -8,6 +8,33 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 5
+
+
+def _host_name(host_header: str) -> str | None:
+    """The host of a Host header ("name", "name:port", "[v6]:port"), lower-case, without the
+    port and brackets; None when it is not one."""
+    value = host_header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        rest = value[end + 1:]
+        if end < 0 or (rest and not (rest[0] == ":" and _port(rest[1:]))):
+            return None
+        return value[1:end] or None
+    name, sep, port = value.partition(":")
+    if sep and not _port(port):  # a bare IPv6 address is not a Host header either
+        return None
+    return name.rstrip(".") or None  # "localhost." is localhost
+
+
+def _host_entry(entry: str) -> str:
+    """A host of GANWATCH_ALLOWED_HOSTS: a name or address, brackets optional, no port."""
+    return entry.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GANWATCH_", extra="ignore")
@@ -27,7 +54,9 @@ class Settings(BaseSettings):
     # Points in one ingest request, and distinct series keys per run.
     max_batch_points: int = Field(1_000_000, gt=0)
     max_series_per_run: int = Field(10_000, gt=0)
-    # Largest number of points a series read may return, whatever max_points asks for.
+    # A series read: at most this many keys, and max_points times the keys at most
+    # max_series_points (a 422 naming the limit otherwise).
+    max_series_keys: int = Field(32, gt=0)
     max_series_points: int = Field(100_000, gt=0)
     # How often the server looks for runs that stopped reporting (the stalled rule).
     stall_check_interval: float = Field(10.0, gt=0)
@@ -42,22 +71,42 @@ class Settings(BaseSettings):
     webhook_retry_base: float = Field(1.0, gt=0)
     webhook_retry_max: float = Field(300.0, gt=0)
     webhook_max_age: float = Field(86400.0, gt=0)
-    # Hosts webhooks may point at, comma-separated (e.g. "hooks.slack.com,discord.com");
-    # empty: any. On a shared server, set it: a webhook is a request the server makes for you.
+    # Where webhooks may point, comma-separated host names, IP addresses and CIDR ranges (e.g.
+    # "hooks.slack.com,discord.com,10.1.2.0/24"); empty: any host. Listed addresses/ranges may
+    # be loopback or private even when authentication is on; link-local and cloud metadata
+    # addresses never are (monitor/webhooks/targets.py). A webhook is a request the server
+    # makes for you.
     webhook_allowed_hosts: str = ""
 
-    def webhook_host_allowed(self, url: str) -> bool:
-        allowed = {h.strip().lower().strip("[]") for h in self.webhook_allowed_hosts.split(",")
-                   if h.strip()}
-        if not allowed:
-            return True
-        from urllib.parse import urlsplit
+    # How long a dashboard sign-in lasts (seconds; the session cookie's max-age too).
+    session_ttl: float = Field(7 * 86400.0, gt=0, le=400 * 86400.0)
+    # Host names (the Host header) this server answers besides loopback names and the host of
+    # public_url, comma-separated; "*": any. Anything else is refused (DNS rebinding).
+    allowed_hosts: str = ""
 
-        try:
-            host = (urlsplit(url).hostname or "").lower()
-        except ValueError:
+    def host_allowed(self, host_header: str) -> bool:
+        """Whether a request's Host header names this server (monitor/guard.py)."""
+        host = _host_name(host_header)
+        if host is None:
             return False
-        return host in allowed
+        if host in _LOOPBACK_NAMES:
+            return True
+        names = {_host_entry(h) for h in self.allowed_hosts.split(",") if h.strip()}
+        if "*" in names:
+            return True
+        listen = self.host.strip().lower().strip("[]")
+        if listen not in ("", "0.0.0.0", "::"):
+            names.add(listen)
+        if self.public_url:
+            from urllib.parse import urlsplit
+
+            try:
+                public = urlsplit(self.public_url).hostname
+            except ValueError:
+                public = None
+            if public:
+                names.add(public.lower())
+        return host in names
 
     # The dashboard's live stream: how often it looks for new data, and how long one stream
     # lasts before the browser reconnects (resuming where it was).

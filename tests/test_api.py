@@ -136,19 +136,24 @@ def test_sample_upload_list_and_fetch(api):
     assert api.get(listed["data"][0]["url"]).content == png
 
 
+PNG_TYPE = {"Content-Type": "image/png"}
+
+
 @pytest.mark.parametrize("body", [b"GIF89a not a png", b"\x89PNG\r\n\x1a\n truncated", b""])
 def test_non_png_samples_get_415_and_earlier_samples_stay(api, body):
     run_id = new_run(api)
     url = f"/api/v1/runs/{run_id}/samples"
-    assert api.post(url, params={"step": 1}, content=png_bytes()).status_code == 201
-    response = api.post(url, params={"step": 2}, content=body)
+    assert api.post(url, params={"step": 1}, content=png_bytes(),
+                    headers=PNG_TYPE).status_code == 201
+    response = api.post(url, params={"step": 2}, content=body, headers=PNG_TYPE)
     assert response.status_code == 415
     assert "PNG" in response.json()["detail"]
     assert [s["step"] for s in api.get(url).json()["data"]] == [1]
 
 
 def test_sample_for_unknown_run_gets_404(api):
-    response = api.post("/api/v1/runs/ghost/samples", params={"step": 1}, content=png_bytes())
+    response = api.post("/api/v1/runs/ghost/samples", params={"step": 1}, content=png_bytes(),
+                        headers=PNG_TYPE)
     assert response.status_code == 404
 
 

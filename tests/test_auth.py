@@ -71,16 +71,18 @@ def test_a_token_reaches_only_its_project_and_its_scope(locked):
         assert run_a["project"] == "team-a"
         assert a.post(f"/api/v1/runs/{run_a['id']}/points", json=points(run_a)).status_code == 200
         run_b = b.post("/api/v1/runs", json={"name": "b-run"}).json()["id"]
-        # another project's run: neither read nor written
-        for r in (b.get(f"/api/v1/runs/{run_a['id']}"),
-                  b.get(f"/api/v1/runs/{run_a['id']}/series", params={"key": "loss"}),
-                  b.post(f"/api/v1/runs/{run_a['id']}/points", json=points(run_a)),
-                  b.get("/api/v1/alerts", params={"run_id": run_a["id"]}),
-                  ra.get(f"/api/v1/runs/{run_b}")):
-            assert r.status_code == 403 and "another project" in r.json()["detail"]
-        # resuming another project's run by its id is refused too
+        # another project's run: neither read nor written, and as unknown as a missing one
+        for r, run_id in ((b.get(f"/api/v1/runs/{run_a['id']}"), run_a["id"]),
+                          (b.get(f"/api/v1/runs/{run_a['id']}/series", params={"key": "loss"}),
+                           run_a["id"]),
+                          (b.post(f"/api/v1/runs/{run_a['id']}/points", json=points(run_a)),
+                           run_a["id"]),
+                          (b.get("/api/v1/alerts", params={"run_id": run_a["id"]}), run_a["id"]),
+                          (ra.get(f"/api/v1/runs/{run_b}"), run_b)):
+            assert r.status_code == 404 and r.json()["detail"] == f"unknown run '{run_id}'"
+        # resuming another project's run by its id is refused too: the id is taken
         r = b.post("/api/v1/runs", json={"name": "x", "id": run_a["id"]})
-        assert r.status_code == 403
+        assert r.status_code == 409 and "team-a" not in r.json()["detail"]
         r = b.post("/api/v1/runs", json={"name": "x", "project": "team-a"})
         assert r.status_code == 403
         # lists hold only the token's project

@@ -65,6 +65,9 @@ def page(browser, dash_server):
     pg.errors = []
     pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    # the pages run under a Content-Security-Policy: anything it blocks is a failure too
+    pg.on("console", lambda m: pg.errors.append(m.text) if "Content Security Policy" in m.text
+          else None)
     yield pg
     context.close()
     assert pg.errors == [], f"the page raised: {pg.errors}"

@@ -49,7 +49,7 @@ def test_oversized_sample_gets_413(small_server):
         noise = random.Random(0).randbytes(100 * 100)  # incompressible: about 10 kB of PNG
         Image.frombytes("L", (100, 100), noise).save(out, "PNG")
         response = api.post(f"/api/v1/runs/{run_id}/samples", params={"step": 0},
-                            content=out.getvalue())
+                            content=out.getvalue(), headers={"Content-Type": "image/png"})
         assert response.status_code == 413
         assert "GANWATCH_MAX_SAMPLE_BYTES" in response.json()["detail"]
 
@@ -92,7 +92,7 @@ def test_a_sample_with_too_many_pixels_gets_413(small_server):
         Image.new("L", (60, 50)).save(out, "PNG")  # 3,000 pixels, a few hundred bytes
         assert len(out.getvalue()) < 2000
         response = api.post(f"/api/v1/runs/{run_id}/samples", params={"step": 0},
-                            content=out.getvalue())
+                            content=out.getvalue(), headers={"Content-Type": "image/png"})
         assert response.status_code == 413
         assert "GANWATCH_MAX_SAMPLE_PIXELS" in response.json()["detail"]
         assert api.get(f"/api/v1/runs/{run_id}/samples").json()["count"] == 0

@@ -5,9 +5,12 @@ function signIn() {
   location.href = `/login?next=${encodeURIComponent(location.pathname + location.search + location.hash)}`;
 }
 
+// While the browser goes to sign in, the page's requests wait (rather than fail with errors).
+const signingIn = () => { signIn(); return new Promise(() => {}); };
+
 export async function getJSON(url) {
   const response = await fetch(url);
-  if (response.status === 401) signIn();
+  if (response.status === 401) return signingIn();
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response.json();
 }
@@ -18,7 +21,7 @@ export async function sendJSON(method, url, body) {
     headers: { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (response.status === 401) signIn();
+  if (response.status === 401) return signingIn();
   if (!response.ok) {
     let detail = `HTTP ${response.status}`;
     try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
@@ -65,6 +68,29 @@ export function badge(level) {
 export function plotlyText(s) {
   return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
+
+// On a server that needs a token, the header offers "Sign out": the session ends on the server
+// (its cookie, replayed, is refused), and the sign-in page comes next.
+async function offerSignOut() {
+  const header = document.querySelector("header");
+  if (!header || location.pathname === "/login") return;
+  let who;
+  try {
+    who = await (await fetch("/api/v1/session")).json();
+  } catch (_) {
+    return;  // the server is away: the page says so itself
+  }
+  if (who.auth !== "required" || !who.signed_in) return;
+  header.append(el("button", {
+    type: "button", id: "sign-out", className: "sign-out",
+    title: `signed in with a ${who.scope} token of ${who.project}`,
+    onclick: async () => {
+      await fetch("/api/v1/session", { method: "DELETE" });
+      signIn();
+    },
+  }, "Sign out"));
+}
+offerSignOut();
 
 // Resolves once Plotly.js (a deferred script, megabytes to compile) is ready: pages ask for
 // their data first and draw when both are there.

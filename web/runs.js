@@ -2,6 +2,8 @@ import { getJSON, el, ago, badge } from "./api.js";
 
 const HEALTH_ORDER = { critical: 0, warning: 1, ok: 2 };
 const state = { runs: [], sort: "last_seen", desc: true, selected: new Set() };
+// Enter in the filter filters, it does not submit (no inline handlers: the CSP allows none)
+document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
 
 function sortValue(run, key) {
   switch (key) {
