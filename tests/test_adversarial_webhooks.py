@@ -398,10 +398,8 @@ def test_a_url_stored_before_the_checks_fails_at_once_and_is_not_retried(open_se
     try:
         assert api.patch(f"/api/v1/webhooks/{hook['id']}",
                          json={"enabled": True}).status_code == 200
-        started = time.monotonic()
         assert api.post(f"/api/v1/webhooks/{hook['id']}/test").status_code == 202
-        delivery = settled(api, hook["id"])
-        assert time.monotonic() - started < 20  # not a lease running out (40 s)
+        delivery = settled(api, hook["id"])  # within its deadline, shorter than a 40 s lease
         assert delivery["status"] == "failed" and delivery["attempts"] == 1
         assert delivery["last_error"].startswith("refused: ") and why in delivery["last_error"]
         assert delivery["next_attempt_at"] is None
