@@ -38,7 +38,7 @@ from receiver import Receiver
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from monitor.webhooks import verify_headers, verify_signature
+from monitor.webhooks import payloads, verify_headers, verify_signature
 from monitor.webhooks.targets import GuardedBackend, Policy, TargetRefused
 
 FAST = {"GANWATCH_WEBHOOK_RETRY_BASE": "0.05", "GANWATCH_WEBHOOK_POLL_INTERVAL": "0.05"}
@@ -549,3 +549,18 @@ def test_hostile_run_names_are_shown_not_obeyed_in_slack_and_discord(open_server
 
     # the generic JSON body carries the name as it is: JSON needs no escaping
     assert got["generic"]["alerts"][0]["labels"]["run_name"] == HOSTILE
+
+
+@given(st.text(alphabet="<>&a@!", min_size=2800, max_size=3200))
+@settings(max_examples=30, deadline=None, database=None)
+def test_long_slack_text_is_cut_between_entities_never_inside_one(message):
+    """Slack's section text holds 3000 characters: escaped text cut to fit must not end in a
+    half entity (``&am``), which Slack would show as text, nor grow past the limit."""
+    facts = {"kind": "firing", "title": "NaN", "step": 1, "run_name": "r", "severity": "critical",
+             "rule": "non_finite", "url": "http://127.0.0.1/runs/r", "message": message,
+             "action": "lower the learning rate"}
+    text = payloads.slack(facts)["blocks"][1]["text"]["text"]
+    assert len(text) <= 2900
+    assert not re.search(r"&[a-z]*$", text)  # every & starts a whole entity
+    unescaped = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert message.startswith(unescaped) and len(unescaped) >= 2900 // len("&amp;") - 1

@@ -85,8 +85,18 @@ def discord_escape(text) -> str:
     return _DISCORD_MARKDOWN.sub(r"\\\1", str(text)).replace("@", "@\u200b")
 
 
-def _mrkdwn(text: str) -> dict:
-    return {"type": "mrkdwn", "text": text, "verbatim": True}
+def _cut(escaped: str, limit: int) -> str:
+    """At most ``limit`` characters of escaped mrkdwn, never ending inside an entity (a cut
+    ``&am`` would show as text, and a cut ``&lt`` as a stray ``&``)."""
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[:limit]
+    amp = cut.rfind("&")
+    return cut[:amp] if amp > cut.rfind(";") else cut
+
+
+def _mrkdwn(text: str, limit: int = 2900) -> dict:
+    return {"type": "mrkdwn", "text": _cut(text, limit), "verbatim": True}
 
 
 def slack(f: dict) -> dict:
@@ -98,12 +108,12 @@ def slack(f: dict) -> dict:
         "blocks": [
             {"type": "header", "text": {"type": "plain_text",
                                         "text": _headline(f, _one_line(f["run_name"]))[:150]}},
-            {"type": "section", "text": _mrkdwn(message[:2900]),
+            {"type": "section", "text": _mrkdwn(message),
              "fields": [_mrkdwn(f"*Severity*\n{slack_escape(f['severity'])}"),
                         _mrkdwn(f"*Rule*\n{slack_escape(f['rule'])}"),
                         _mrkdwn(f"*Run*\n<{slack_escape(f['url'])}|{name}>"),
                         _mrkdwn(f"*Step*\n{f['step']}")]},
-            {"type": "section", "text": _mrkdwn(f"*What to try:* {action}"[:2900])},
+            {"type": "section", "text": _mrkdwn(f"*What to try:* {action}")},
         ],
     }
 
