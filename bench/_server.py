@@ -35,18 +35,23 @@ def _serve_command() -> list[str]:
 
 
 @contextmanager
-def running_server(database_url: str | None = None):
-    """Yield the URL of a fresh server on a free loopback port; stop it afterwards."""
+def running_server(database_url: str | None = None, source: Path = ROOT):
+    """Yield the URL of a fresh server on a free loopback port; stop it afterwards.
+    ``source``: the checkout whose server runs (another one's, to measure before a change)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="ganwatch-bench-") as data_dir:
-        cmd = _serve_command() + ["--host", "127.0.0.1", "--port", str(port),
-                                  "--data-dir", data_dir]
+        serve = _serve_command() if source == ROOT else [sys.executable, "-m", "monitor",
+                                                          "serve"]
+        cmd = serve + ["--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir]
         if database_url:
             cmd += ["--database-url", database_url]
+        env = {**os.environ, "GANWATCH_LOG_LEVEL": "warning"}
+        if source != ROOT:
+            env["PYTHONPATH"] = str(source)
         log_path = Path(data_dir) / "server.log"
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "GANWATCH_LOG_LEVEL": "warning"})
+            proc = subprocess.Popen(cmd, cwd=source, stdout=log, stderr=subprocess.STDOUT,
+                                    env=env)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + START_TIMEOUT_S  # a bounded poll of /api/v1/health

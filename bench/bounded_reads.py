@@ -26,10 +26,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -37,34 +34,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import ROOT, free_port, machine  # noqa: E402
-
-
-def start(source: Path, data_dir: str, database_url: str | None) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "monitor", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--data-dir", data_dir]
-    if database_url:
-        cmd += ["--database-url", database_url]
-    log = open(Path(data_dir) / "server.log", "wb")
-    proc = subprocess.Popen(cmd, cwd=source, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(source),
-                                 "GANWATCH_LOG_LEVEL": "warning"})
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # a bounded poll of /api/v1/health
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the server did not start:\n"
-                     + (Path(data_dir) / "server.log").read_text(errors="replace")[-2000:])
+from _server import ROOT, machine, running_server  # noqa: E402
 
 
 def fill(client: httpx.Client, run_id: str, points: int, chunk: int = 50_000) -> float:
@@ -106,31 +76,23 @@ def main() -> int:
          {"key": "x", "max_points": 2000, "min_step": n // 2, "max_step": n // 2 + 19_999}),
         ("run page: 1 key, max_points=2000, whole series", {"key": "x", "max_points": 2000}),
     ]
-    with tempfile.TemporaryDirectory(prefix="ganwatch-bench-") as data_dir:
-        proc, url = start(args.source.resolve(), data_dir, args.database_url)
-        try:
-            with httpx.Client(base_url=url, timeout=args.timeout) as client:
-                run_id = client.post("/api/v1/runs", json={"name": "bounded-reads"}).json()["id"]
-                print(f"filled {n:,} points in {fill(client, run_id, n):.1f} s\n")
-                print(f"{'read':52} {'status':>6} {'points':>9} {'seconds':>8}")
-                for label, params in reads:
-                    began = time.perf_counter()
-                    try:
-                        r = client.get(f"/api/v1/runs/{run_id}/series", params=params)
-                    except httpx.TimeoutException:
-                        print(f"{label:52} {'-':>6} {'-':>9} {'>' + str(args.timeout):>8}"
-                              "  (given up)")
-                        continue
-                    took = time.perf_counter() - began
-                    got = sum(len(s["steps"]) for s in r.json()["series"]) \
-                        if r.status_code == 200 else 0
-                    print(f"{label:52} {r.status_code:>6} {got:>9,} {took:>8.2f}")
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with running_server(args.database_url, args.source.resolve()) as url:
+        with httpx.Client(base_url=url, timeout=args.timeout) as client:
+            run_id = client.post("/api/v1/runs", json={"name": "bounded-reads"}).json()["id"]
+            print(f"filled {n:,} points in {fill(client, run_id, n):.1f} s\n")
+            print(f"{'read':52} {'status':>6} {'points':>9} {'seconds':>8}")
+            for label, params in reads:
+                began = time.perf_counter()
+                try:
+                    r = client.get(f"/api/v1/runs/{run_id}/series", params=params)
+                except httpx.TimeoutException:
+                    print(f"{label:52} {'-':>6} {'-':>9} {'>' + str(args.timeout):>8}"
+                          "  (given up)")
+                    continue
+                took = time.perf_counter() - began
+                got = sum(len(s["steps"]) for s in r.json()["series"]) \
+                    if r.status_code == 200 else 0
+                print(f"{label:52} {r.status_code:>6} {got:>9,} {took:>8.2f}")
     return 0
 
 

@@ -70,7 +70,8 @@ ERROR_RESPONSES = {
 
 def plain_text_params(request: Request) -> None:
     """Path and query parameters are plain text, as bodies are (monitor/schemas.py text_fault):
-    a NUL in one is a 422 here, not an error of the database's."""
+    a NUL in one is a 422 here, not an error of the database's. Runs before ``authorize``,
+    whose project check looks the run id up: the same 422 on every database."""
     for where, params in (("path", list(request.path_params.items())),
                           ("query", request.query_params.multi_items())):
         for name, value in params:
@@ -83,7 +84,7 @@ def api_router() -> APIRouter:
     api = APIRouter(prefix="/api/v1", responses={
         **ERROR_RESPONSES, 401: {"model": ErrorPublic, "description": "No valid token"},
         403: {"model": ErrorPublic, "description": "The token may not do this"}},
-        dependencies=[Depends(authorize), Depends(plain_text_params)])
+        dependencies=[Depends(plain_text_params), Depends(authorize)])
     for module in (health, session, runs, points, series, samples, alerts, rules,
                    webhooks, live):
         api.include_router(module.router)

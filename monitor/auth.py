@@ -39,6 +39,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from monitor.models import Alert, ApiToken, DashboardSession, Run, utcnow
+from monitor.schemas import INT64_MAX
 from monitor.store import unknown_alert, unknown_run
 
 SCOPES = ("ingest", "read", "admin")
@@ -209,29 +210,34 @@ def bearer(request: Request) -> str | None:
 _IDENTITY = "ganwatch.principal"  # request.state: who, once authenticated (monitor/guard.py)
 
 
-def identify(request: Request, session: Session) -> Principal:
-    """Who sends this request: its bearer token, else its dashboard session cookie; a 401 that
-    says why not otherwise. Authenticated once per request (the guard middleware does it before
-    the body is read; the route's dependency then finds it here)."""
+def principal_of(request: Request, session: Session) -> Principal | None:
+    """Who sends this request: its bearer token, else its dashboard session cookie; None when
+    it has neither or the one it has is not valid (unknown, malformed, revoked, ended).
+    Authenticated once per request (the guard middleware does it before the body is read; the
+    route's dependency then finds it here)."""
     known = request.scope.get("state", {}).get(_IDENTITY)
     if known is not None:
         return known
     raw = bearer(request)
     if raw is not None:
-        if not raw:
-            raise unauthorized(NO_TOKEN)
-        who = authenticate(session, raw)
-        if who is None:
-            raise unauthorized(BAD_TOKEN)
+        who = authenticate(session, raw) if raw else None
     else:
         cookie = request.cookies.get(COOKIE)
-        if not cookie:
-            raise unauthorized(NO_TOKEN)
-        who = session_principal(session, cookie)
-        if who is None:
-            raise unauthorized(SESSION_ENDED)
-    request.scope.setdefault("state", {})[_IDENTITY] = who
+        who = session_principal(session, cookie) if cookie else None
+    if who is not None:
+        request.scope.setdefault("state", {})[_IDENTITY] = who
     return who
+
+
+def identify(request: Request, session: Session) -> Principal:
+    """The request's principal (``principal_of``), or a 401 that says why there is none."""
+    who = principal_of(request, session)
+    if who is not None:
+        return who
+    raw = bearer(request)
+    if raw is not None:
+        raise unauthorized(BAD_TOKEN if raw else NO_TOKEN)
+    raise unauthorized(SESSION_ENDED if request.cookies.get(COOKIE) else NO_TOKEN)
 
 
 def unauthorized(detail: str) -> HTTPException:
@@ -267,7 +273,6 @@ def principal_for(request: Request, session: Session) -> Principal:
 
 
 _ALERT_ID = TypeAdapter(int)  # how the routes read ``alert_id`` (lax: "7", "+7", "7.0", "0_7")
-_INT64_MAX = 2**63 - 1
 
 
 def _only_own_project(request: Request, session: Session, who: Principal) -> None:
@@ -292,7 +297,7 @@ def _only_own_project(request: Request, session: Session, who: Principal) -> Non
     except ValidationError:
         return  # not a number: the route answers 422, whoever asks
     project = None
-    if 0 <= alert_id <= _INT64_MAX:
+    if 0 <= alert_id <= INT64_MAX:
         project = session.scalar(select(Run.project).join(Alert, Alert.run_id == Run.id)
                                  .where(Alert.id == alert_id))
     if project is None or not who.sees(project):

@@ -3,13 +3,17 @@ route, done before any work is spent on a request that will be refused.
 
 1. **Host** (DNS rebinding): a page on ``evil.example`` can make its name resolve to 127.0.0.1
    and then read the loopback server as its own origin; its requests still say
-   ``Host: evil.example``. Only this server's own names are answered: loopback names (any port),
-   the listen address, the host of ``GANWATCH_PUBLIC_URL`` and ``GANWATCH_ALLOWED_HOSTS``
-   (``*``: any). Anything else: 400.
+   ``Host: evil.example``. On an open server (no tokens), and on any server where
+   ``GANWATCH_ALLOWED_HOSTS`` is set, only this server's own names are answered: loopback names
+   (any port), the listen address, the host of ``GANWATCH_PUBLIC_URL`` and
+   ``GANWATCH_ALLOWED_HOSTS`` (``*``: any). Anything else: 400. A server that requires tokens
+   and has no allow-list answers any name: a rebinding page has neither a token nor the session
+   cookie (bound to the real host name, SameSite=Strict), so it only gets 401s.
 2. **Origin** (cross-site requests): a request that changes something (POST, PUT, PATCH, DELETE)
    and carries no ``Authorization`` header, so is authenticated by the dashboard's cookie or by
    nothing (an open server), must come from the dashboard itself: its ``Origin`` must be this
-   server's own origin and its ``Sec-Fetch-Site`` ``same-origin`` (or ``none``). Clients that
+   server's own origin (scheme and Host, or GANWATCH_PUBLIC_URL's; a default port, 80 or 443,
+   is the same as none) and its ``Sec-Fetch-Site`` ``same-origin`` (or ``none``). Clients that
    send neither (the trainer client, curl) are unaffected; a browser always sends them. 403.
    Bearer-token requests cannot be made cross-site without CORS, which this server never allows.
 3. **Authentication before the body**: when tokens are required, the request's bearer token or
@@ -24,7 +28,6 @@ route, done before any work is spent on a request that will be refused.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from fastapi import HTTPException
@@ -35,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import auth
 from monitor.api.deps import OPEN_PATHS
-from monitor.gzip_request import MAX_BODY_KEY
+from monitor.gzip_request import MAX_BODY_KEY, reply
 from monitor.settings import Settings
 
 log = logging.getLogger("ganwatch")
@@ -52,25 +55,26 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 OPEN_BODY_BYTES = 16 * 1024
 
 
-async def _reply(send: Send, status: int, detail: str, headers: dict | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-           (b"x-content-type-options", b"nosniff")]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of a URL, lower-case, without a default port (80 for http, 443
+    for https: a browser's Origin omits it), as an Origin header writes it; None when it has
+    none (``null``, garbage)."""
     from urllib.parse import urlsplit
 
     try:
-        parts = urlsplit(url)
-        if not parts.scheme or not parts.hostname:
-            return None
-        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
+        parts = urlsplit(url.strip())
+        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
     except ValueError:
         return None
+    if not scheme or not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
 
 
 class GuardMiddleware:
@@ -78,6 +82,12 @@ class GuardMiddleware:
         self.app = app
         self.settings = settings
         self.public_origin = _origin_of(settings.public_url) if settings.public_url else None
+        # The Host check guards a server that a page could use without credentials: an open
+        # one. One that requires tokens answers any name unless GANWATCH_ALLOWED_HOSTS says
+        # otherwise: a rebinding page has no token and no session cookie (bound to the real
+        # host name, SameSite=Strict), so it gets only 401s, and trainers reach a team server
+        # by whatever name they know it by (GANWATCH_URL=http://gpu-box:8765).
+        self.check_host = not auth.required(settings) or bool(settings.allowed_hosts.strip())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -85,11 +95,11 @@ class GuardMiddleware:
             return
         headers = Headers(scope=scope)
         host = headers.get("host", "")
-        if not self.settings.host_allowed(host):
+        if self.check_host and not self.settings.host_allowed(host):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await _reply(send, 400, f"this server does not answer to the host name {host!r} "
+            await reply(send, 400, f"this server does not answer to the host name {host!r} "
                                     "(Host header); a name of its own must be listed in "
                                     "GANWATCH_ALLOWED_HOSTS (or be GANWATCH_PUBLIC_URL's host)")
             return
@@ -97,11 +107,10 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        has_bearer = headers.get("authorization", "")[:7].lower() == "bearer "
-        if method not in SAFE_METHODS and not has_bearer:
+        if method not in SAFE_METHODS and auth.bearer(Request(scope)) is None:
             refused = self._cross_site(scope, headers, host)
             if refused:
-                await _reply(send, 403, refused)
+                await reply(send, 403, refused)
                 return
         if path in OPEN_PATHS:
             scope[MAX_BODY_KEY] = OPEN_BODY_BYTES
@@ -110,19 +119,19 @@ class GuardMiddleware:
             try:
                 await asyncio.to_thread(self._authenticate, scope)
             except HTTPException as exc:
-                await _reply(send, exc.status_code, exc.detail, exc.headers)
+                await reply(send, exc.status_code, exc.detail, exc.headers)
                 return
             except OperationalError as exc:
                 log.warning("database error: %s", exc)
-                await _reply(send, 503, "the database is unavailable; retry later")
+                await reply(send, 503, "the database is unavailable; retry later")
                 return
         await self.app(scope, receive, self._with_headers(send, path))
 
     def _cross_site(self, scope: Scope, headers: Headers, host: str) -> str | None:
         """Why a state-changing request without a bearer token is refused, or None."""
         origin = headers.get("origin")
-        own = f"{scope.get('scheme', 'http')}://{host}".lower()
-        if origin is not None and origin.strip().lower() not in (own, self.public_origin):
+        own = _origin_of(f"{scope.get('scheme', 'http')}://{host}")
+        if origin is not None and _origin_of(origin) not in ({own, self.public_origin} - {None}):
             return (f"cross-origin request refused: Origin {origin[:200]!r} is not this "
                     f"server's ({own}); the dashboard's own pages may change things with its "
                     "sign-in cookie, other sites may not (clients send 'Authorization: Bearer')")

@@ -23,11 +23,13 @@ class _BadGzip(Exception):
     pass
 
 
-async def _reply(send: Send, status: int, detail: str) -> None:
+async def reply(send: Send, status: int, detail: str, headers: dict | None = None) -> None:
+    """An error answered by a middleware, before any route: ``{"detail": ...}`` as JSON."""
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+           (b"x-content-type-options", b"nosniff")]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -46,7 +48,7 @@ class GzipRequestMiddleware:
         headers = dict(scope["headers"])
         encoding = headers.get(b"content-encoding", b"").lower()
         if encoding not in (b"", b"identity", b"gzip"):
-            await _reply(send, 415, f"unsupported Content-Encoding '{encoding.decode()}'; "
+            await reply(send, 415, f"unsupported Content-Encoding '{encoding.decode()}'; "
                                     "send gzip or an uncompressed body")
             return
         limit = min(scope.get(MAX_BODY_KEY, self.max_body_bytes), self.max_body_bytes)
@@ -54,15 +56,15 @@ class GzipRequestMiddleware:
             " (GANWATCH_MAX_BODY_BYTES)" if limit == self.max_body_bytes else " on this route"))
         declared = headers.get(b"content-length", b"")
         if encoding != b"gzip" and declared.isdigit() and int(declared) > limit:
-            await _reply(send, 413, too_large)  # refused before a byte of it is read
+            await reply(send, 413, too_large)  # refused before a byte of it is read
             return
         try:
             body = await self._read(receive, gzip=encoding == b"gzip", limit=limit)
         except _TooLarge:
-            await _reply(send, 413, too_large)
+            await reply(send, 413, too_large)
             return
         except _BadGzip as exc:
-            await _reply(send, 400, f"Content-Encoding is gzip but the body is not: {exc}")
+            await reply(send, 400, f"Content-Encoding is gzip but the body is not: {exc}")
             return
         new_headers = [(k, v) for k, v in scope["headers"]
                        if k not in (b"content-encoding", b"content-length")]

@@ -47,6 +47,11 @@ def shown(value: str, limit: int = 60) -> str:
     return value if len(value) <= limit else value[:limit] + "..."
 
 
+def quoted(value: Any, limit: int = 80) -> str:
+    """Any value quoted for an error message as repr() writes it: JSON-safe and short."""
+    return shown(repr(value), limit)
+
+
 def _plain_text(value: str) -> str:
     fault = text_fault(value)
     if fault is not None:
@@ -190,9 +195,16 @@ class RunCreate(BaseModel):
     @classmethod
     def _plain_text(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            check_tree(data.get("config"), "config", MAX_DEPTH)
             check_tree({k: v for k, v in data.items() if k != "config"}, "", MAX_DEPTH)
         return data
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _config_text(cls, config: Any) -> Any:
+        # a field's own check, so that its 422 says where: loc ["body", "config"] (the client
+        # drops a refused config by it: trainer_client/sender.py)
+        check_tree(config, "config", MAX_DEPTH)
+        return config
 
     @field_validator("config")
     @classmethod

@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     # How long a dashboard sign-in lasts (seconds; the session cookie's max-age too).
     session_ttl: float = Field(7 * 86400.0, gt=0, le=400 * 86400.0)
     # Host names (the Host header) this server answers besides loopback names and the host of
-    # public_url, comma-separated; "*": any. Anything else is refused (DNS rebinding).
+    # public_url, comma-separated; "*": any. Anything else is refused (DNS rebinding) by an
+    # open server, and by one that requires tokens when this is set (monitor/guard.py).
     allowed_hosts: str = ""
 
     def host_allowed(self, host_header: str) -> bool:

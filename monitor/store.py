@@ -212,7 +212,7 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
     are stored and evaluated one at a time, and always take their locks in the same order."""
     run = lock_run(session, run_id)
     if run is None:
-        raise NotFound(f"unknown run '{run_id}'")
+        raise unknown_run(run_id)
     stored_up_to = run.last_step
     n_points = sum(len(cols.steps) for cols in batch.series.values())
     if not _claim_batch(session=session, run_id=run_id, batch_id=batch.batch_id, kind="points",

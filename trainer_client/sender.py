@@ -214,8 +214,8 @@ class Sender:
                 dropping = [(_without_rules, "rule settings", "the run is monitored with the "
                              "default rules"), (_without_config, "config", "the run is "
                                                 "created without it")]
-                if "Value error, config" in detail:  # what the server says of a config
-                    dropping.reverse()
+                if any(loc[:2] == ("body", "config") for loc in getattr(detail, "locs", ())):
+                    dropping.reverse()  # the server's 422 names the config
                 for strip, what, instead in dropping:
                     fallback = strip(message) if outcome is Outcome.REJECTED else None
                     if fallback is None:

@@ -19,6 +19,19 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"  # the server refused it for good (4xx): sending again cannot help
 
 
+class Detail(str):
+    """What the server said of a request, as text; ``locs``: where a 422 found fault (each
+    error's ``loc``, e.g. ``("body", "config")``), empty for any other answer."""
+
+    locs: tuple[tuple, ...] = ()
+
+    @classmethod
+    def of(cls, text: str, locs: tuple[tuple, ...] = ()) -> Detail:
+        detail = cls(text)
+        detail.locs = locs
+        return detail
+
+
 class Transport:
     def __init__(self, base_url: str, *, timeout: float = 10.0, connect_timeout: float = 2.0,
                  headers: dict | None = None, token: str | None = None) -> None:
@@ -41,10 +54,10 @@ class Transport:
             return Outcome.RETRY, f"{type(exc).__name__}: {exc}"
         if response.is_success:
             return Outcome.SENT, ""
-        detail = _detail(response)
+        detail, locs = _detail(response)
         if response.status_code in RETRYABLE_STATUS:
             return Outcome.RETRY, f"HTTP {response.status_code}: {detail}"
-        return Outcome.REJECTED, f"HTTP {response.status_code}: {detail}"
+        return Outcome.REJECTED, Detail.of(f"HTTP {response.status_code}: {detail}", locs)
 
     def get_json(self, path: str, timeout: float) -> dict | None:
         try:
@@ -57,11 +70,15 @@ class Transport:
         self.client.close()
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: httpx.Response) -> tuple[str, tuple[tuple, ...]]:
+    """The answer's ``detail`` as text, and the ``loc`` of each error a 422's list names."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:300]
+        return response.text[:300], ()
     if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])[:300]
-    return str(body)[:300]
+        errors = body["detail"] if isinstance(body["detail"], list) else []
+        locs = tuple(tuple(e["loc"]) for e in errors
+                     if isinstance(e, dict) and isinstance(e.get("loc"), list))
+        return str(body["detail"])[:300], locs
+    return str(body)[:300], ()

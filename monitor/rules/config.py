@@ -7,23 +7,19 @@ from typing import Any
 
 from monitor.rules.core import SEVERITIES
 from monitor.rules.library import RULES
-from monitor.schemas import shown, text_fault
+from monitor.schemas import quoted, text_fault
 
 MAX_TEXT = 200  # a string parameter names a series key, which is at most this long
-
-
-def _quoted(value: Any) -> str:
-    return shown(repr(value), 80)
 
 
 def _check_value(rule: str, name: str, value: Any, default: Any,
                  bounds: tuple[float, float] | None = None) -> Any:
     where = f"rules.{rule}.{name}"
     if isinstance(default, bool) or isinstance(value, bool):
-        raise ValueError(f"{where} must be a number, not {_quoted(value)}")
+        raise ValueError(f"{where} must be a number, not {quoted(value)}")
     if isinstance(default, (int, float)):
         if not isinstance(value, (int, float)):
-            raise ValueError(f"{where} must be a number, not {_quoted(value)}")
+            raise ValueError(f"{where} must be a number, not {quoted(value)}")
         lo, hi = bounds if bounds is not None else (0, math.inf)
         span = f"between {lo:g} and {hi:g}"
         try:
@@ -31,17 +27,17 @@ def _check_value(rule: str, name: str, value: Any, default: Any,
         except OverflowError:  # an integer of hundreds of digits
             number = math.inf if value > 0 else -math.inf
         if not math.isfinite(number):
-            raise ValueError(f"{where} must be a finite number {span}, not {_quoted(value)}")
+            raise ValueError(f"{where} must be a finite number {span}, not {quoted(value)}")
         if number < 0:
             raise ValueError(f"{where} must not be negative (it must be {span}), not "
-                             f"{_quoted(value)}")
+                             f"{quoted(value)}")
         if not lo <= number <= hi:
-            raise ValueError(f"{where} must be {span}, not {_quoted(value)}")
+            raise ValueError(f"{where} must be {span}, not {quoted(value)}")
         return int(value) if isinstance(default, int) and float(value).is_integer() else value
     if name == "severity" and value not in SEVERITIES:
-        raise ValueError(f"{where} must be one of {', '.join(SEVERITIES)}, not {_quoted(value)}")
+        raise ValueError(f"{where} must be one of {', '.join(SEVERITIES)}, not {quoted(value)}")
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{where} must be a non-empty string, not {_quoted(value)}")
+        raise ValueError(f"{where} must be a non-empty string, not {quoted(value)}")
     if len(value) > MAX_TEXT:
         raise ValueError(f"{where} must be at most {MAX_TEXT} characters, not {len(value)}")
     fault = text_fault(value)
@@ -63,7 +59,7 @@ def validate_overrides(overrides: dict[str, Any]) -> tuple[dict[str, dict], list
     silenced: list[str] = []
     for rule, settings in overrides.items():
         if rule not in RULES:
-            raise ValueError(f"unknown rule {_quoted(rule)}; the rules are: {', '.join(RULES)}")
+            raise ValueError(f"unknown rule {quoted(rule)}; the rules are: {', '.join(RULES)}")
         if settings is False:
             silenced.append(rule)
             continue
@@ -71,11 +67,11 @@ def validate_overrides(overrides: dict[str, Any]) -> tuple[dict[str, dict], list
             continue
         if not isinstance(settings, dict):
             raise ValueError(f"rules.{rule} must be an object of parameters or false, "
-                             f"not {_quoted(settings)}")
+                             f"not {quoted(settings)}")
         defaults = RULES[rule].defaults()
         for name, value in settings.items():
             if name not in defaults:
-                raise ValueError(f"rule {rule!r} has no parameter {_quoted(name)}; its "
+                raise ValueError(f"rule {rule!r} has no parameter {quoted(name)}; its "
                                  f"parameters are: {', '.join(defaults)}")
             clean.setdefault(rule, {})[name] = _check_value(rule, name, value, defaults[name],
                                                             RULES[rule].bounds(name))

@@ -42,6 +42,8 @@ from urllib.parse import unquote
 import httpcore
 import httpx
 
+from monitor.schemas import quoted
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -73,11 +75,6 @@ PRIVATE: list[tuple[Network, str]] = [
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-
-
-def _shown(text: str, limit: int = 80) -> str:
-    """``text`` quoted for a message, cut short if long."""
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 class TargetRefused(Exception):
@@ -162,18 +159,18 @@ def url_problem(url: str) -> str | None:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            return f"{_shown(host)} is not a valid IPv6 address"
+            return f"{quoted(host)} is not a valid IPv6 address"
         return None
     if literal_address(host) is not None:
         return None
     if "%" in host:  # a space or an escape: no resolver reads it as written
-        return f"{_shown(unquote(host))} is not a valid host name"
+        return f"{quoted(unquote(host))} is not a valid host name"
     try:
         name = parsed.raw_host.decode("ascii").lower().rstrip(".")
     except UnicodeDecodeError:
-        return f"{_shown(host)} is not a valid host name"
+        return f"{quoted(host)} is not a valid host name"
     if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
-        return f"{_shown(host)} is not a valid host name"
+        return f"{quoted(host)} is not a valid host name"
     return None
 
 
@@ -246,7 +243,7 @@ class Policy:
             else:
                 allowed = host.rstrip(".") in self.names
             if not allowed:
-                return (f"its host {_shown(host)} is not in GANWATCH_WEBHOOK_ALLOWED_HOSTS "
+                return (f"its host {quoted(host)} is not in GANWATCH_WEBHOOK_ALLOWED_HOSTS "
                         f"({self.listed})")
         if ip is not None:
             return self.address_refusal(ip)
@@ -274,12 +271,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP),
                 timeout)
         except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {_shown(host)}: {exc}") from exc
+            raise httpcore.ConnectError(f"cannot resolve {quoted(host)}: {exc}") from exc
         except asyncio.TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"resolving {_shown(host)} timed out") from exc
+            raise httpcore.ConnectTimeout(f"resolving {quoted(host)} timed out") from exc
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         if not addresses:
-            raise httpcore.ConnectError(f"{_shown(host)} resolves to no address")
+            raise httpcore.ConnectError(f"{quoted(host)} resolves to no address")
         for address in addresses:
             refusal = self.policy.address_refusal(ipaddress.ip_address(address))
             if refusal:

@@ -85,10 +85,6 @@ async def upload_sample(
                             f"the sample has {len(body)} bytes; the limit is "
                             f"{settings.max_sample_bytes} (GANWATCH_MAX_SAMPLE_BYTES)")
     width, height = png_size(body, settings.max_sample_pixels)
-    if width * height > settings.max_sample_pixels:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                            f"the sample is {width}x{height} = {width * height} pixels; the limit "
-                            f"is {settings.max_sample_pixels} (GANWATCH_MAX_SAMPLE_PIXELS)")
     sample, duplicate = store.add_sample(
         session=session, run_id=run_id, key=key, step=step,
         wall_time=time.time() if wall_time is None else wall_time,

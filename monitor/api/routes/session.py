@@ -15,11 +15,10 @@ from monitor.auth import (
     BAD_TOKEN,
     COOKIE,
     authenticate,
-    bearer,
     create_session,
     end_session,
+    principal_of,
     required,
-    session_principal,
     unauthorized,
 )
 
@@ -51,12 +50,7 @@ def read_session(request: Request, session: SessionDep) -> SessionPublic:
     """Whether this server needs a token, and whose this browser's session is."""
     if not required(request.app.state.settings):
         return SessionPublic(auth="open", signed_in=True, scope="admin", project="*")
-    raw = bearer(request)
-    if raw is not None:
-        who = authenticate(session, raw) if raw else None
-    else:
-        cookie = request.cookies.get(COOKIE)
-        who = session_principal(session, cookie) if cookie else None
+    who = principal_of(request, session)
     if who is None:
         return SessionPublic(auth="required", signed_in=False)
     return SessionPublic(auth="required", signed_in=True, scope=who.scope, project=who.project)
