@@ -35,7 +35,7 @@ from datetime import timedelta
 
 from fastapi import HTTPException, Request, status
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.models import Alert, ApiToken, DashboardSession, Run, utcnow
@@ -144,6 +144,10 @@ def create_session(session: Session, who: Principal, ttl: float) -> tuple[str, D
     only its hash is stored) and the row."""
     session_id = secrets.token_urlsafe(32)
     now = utcnow()
+    # sessions that ended (signed out or expired) a day ago are of no use to anyone: dropped
+    session.execute(delete(DashboardSession).where(or_(
+        DashboardSession.expires_at < now - timedelta(days=1),
+        DashboardSession.revoked_at < now - timedelta(days=1))))
     row = DashboardSession(secret_sha256=_sha256(session_id), token_id=who.token_id,
                            created_at=now, expires_at=now + timedelta(seconds=ttl))
     session.add(row)
@@ -218,15 +222,26 @@ def principal_of(request: Request, session: Session) -> Principal | None:
     known = request.scope.get("state", {}).get(_IDENTITY)
     if known is not None:
         return known
-    raw = bearer(request)
-    if raw is not None:
-        who = authenticate(session, raw) if raw else None
-    else:
-        cookie = request.cookies.get(COOKIE)
-        who = session_principal(session, cookie) if cookie else None
+    who = _credentials_principal(request, session)
     if who is not None:
         request.scope.setdefault("state", {})[_IDENTITY] = who
     return who
+
+
+def _credentials_principal(request: Request, session: Session) -> Principal | None:
+    raw = bearer(request)
+    if raw is not None:
+        return authenticate(session, raw) if raw else None
+    cookie = request.cookies.get(COOKIE)
+    return session_principal(session, cookie) if cookie else None
+
+
+def still_valid(request: Request, session: Session) -> bool:
+    """For a request that lasts (the live stream): are the credentials it was let in with
+    still good now? False once the token is revoked, or the session signed out or expired."""
+    if not required(request.app.state.settings):
+        return True
+    return _credentials_principal(request, session) is not None
 
 
 def identify(request: Request, session: Session) -> Principal:
@@ -249,8 +264,11 @@ def forbidden(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, detail)
 
 
-# Writes a read token may make: what the dashboard's buttons do.
-_READER_WRITES = ("/ack", "/silence")
+def reader_may_write(endpoint):
+    """Marks a route a read token may call although it writes: what the dashboard's buttons
+    do (acknowledge, silence). Declared on the route itself, not guessed from its path."""
+    endpoint.reader_may_write = True
+    return endpoint
 
 
 def principal_for(request: Request, session: Session) -> Principal:
@@ -264,8 +282,8 @@ def principal_for(request: Request, session: Session) -> Principal:
     path, method = request.url.path, request.method
     if path.startswith(("/api/v1/webhooks", "/api/v1/tokens")) and not who.admin:
         raise forbidden("webhooks need an admin token")
-    if method not in ("GET", "HEAD") and who.scope == "read" and not path.endswith(
-            _READER_WRITES):
+    if method not in ("GET", "HEAD") and who.scope == "read" and not getattr(
+            request.scope.get("endpoint"), "reader_may_write", False):
         raise forbidden("a read token cannot write; use an ingest token")
     if not who.admin:
         _only_own_project(request, session, who)

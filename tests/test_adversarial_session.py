@@ -22,6 +22,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -197,6 +198,73 @@ def test_revoking_the_token_ends_its_sessions(locked):
     # nor can it sign in again
     with httpx.Client(base_url=locked.url, timeout=30) as c:
         assert c.post("/api/v1/session", json={"token": token}).status_code == 401
+
+
+def test_sessions_that_ended_a_day_ago_are_dropped_at_the_next_sign_in(locked):
+    import sqlalchemy as sa
+
+    from monitor.models import DashboardSession
+
+    token = make_token(locked, "read", "s-purge")
+    expired, signed_out, just_ended = (sign_in(locked, token)[0] for _ in range(3))
+    for session_id in (signed_out, just_ended):
+        with with_cookie(locked, session_id) as browser:
+            assert browser.delete("/api/v1/session").status_code == 204
+    digest = {s: hashlib.sha256(s.encode()).hexdigest() for s in (expired, signed_out,
+                                                                   just_ended)}
+    table = DashboardSession.__table__
+    two_days_ago = datetime.now(timezone.utc) - timedelta(days=2)
+    engine = sa.create_engine(locked.database_url
+                              or f"sqlite:///{locked.data_dir / 'ganwatch.db'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(table.update().where(table.c.secret_sha256 == digest[expired])
+                         .values(created_at=two_days_ago - timedelta(days=1),
+                                 expires_at=two_days_ago))
+            conn.execute(table.update().where(table.c.secret_sha256 == digest[signed_out])
+                         .values(revoked_at=two_days_ago))
+        sign_in(locked, token)
+        with engine.connect() as conn:
+            kept = set(conn.scalars(sa.select(table.c.secret_sha256)))
+    finally:
+        engine.dispose()
+    assert digest[expired] not in kept and digest[signed_out] not in kept
+    assert digest[just_ended] in kept  # still says "signed out" to its cookie for a day
+
+
+@pytest.fixture(scope="module", params=BOTH_DATABASES)
+def long_streams(request, tmp_path_factory):
+    """A locked server whose live streams last an hour, unless their credentials end."""
+    with own_server(request.param, tmp_path_factory.mktemp("adv-streams"),
+                    {"GANWATCH_AUTH": "required", "GANWATCH_LIVE_STREAM_SECONDS": "3600"}) as proc:
+        yield proc
+
+
+@pytest.mark.parametrize("ending", ["sign-out", "token revoked"])
+def test_an_open_live_stream_ends_with_its_session_or_token(long_streams, ending):
+    server = long_streams
+    token = make_token(server, "read", "s-stream")
+    with bearer(server, make_token(server, "ingest", "s-stream")) as writer:
+        run_id = writer.post("/api/v1/runs", json={"name": "stream"}).json()["id"]
+    session_id, _ = sign_in(server, token)
+    with with_cookie(server, session_id) as browser, \
+            browser.stream("GET", f"/api/v1/runs/{run_id}/events") as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(line for line in lines if line.startswith("event:")) == "event: hello"
+        if ending == "sign-out":
+            with with_cookie(server, session_id) as other_tab:
+                assert other_tab.delete("/api/v1/session").status_code == 204
+        else:
+            done = ganwatch(server, "token", "revoke", token.split("_")[1])
+            assert done.returncode == 0, done.stderr
+        # the stream would last an hour; keepalives come every 10 s, so this loop sees the
+        # clock at least that often
+        deadline = time.monotonic() + 30
+        for _line in lines:
+            assert time.monotonic() < deadline, f"the stream went on after {ending}"
+    with with_cookie(server, session_id) as browser:  # and the reconnection is refused
+        assert browser.get(f"/api/v1/runs/{run_id}/events").status_code == 401
 
 
 def test_session_ids_and_cookies_that_are_not_ours_are_401s(locked):

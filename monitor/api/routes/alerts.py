@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query
 
 from monitor import store
 from monitor.api.deps import PrincipalDep, SessionDep
+from monitor.auth import reader_may_write
 from monitor.models import Alert
 from monitor.schemas import (
     INT64_MAX,
@@ -46,6 +47,7 @@ def read_alert(session: SessionDep, alert_id: int) -> AlertPublic:
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertPublic)
+@reader_may_write
 def ack_alert(session: SessionDep, alert_id: int, body: AlertAck | None = None) -> AlertPublic:
     """Acknowledge an alert: someone is on it. It keeps firing until its condition clears."""
     alert = store.ack_alert(session=session, alert_id=alert_id, by=body.by if body else None)

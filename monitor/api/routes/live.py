@@ -6,7 +6,8 @@ ingested, and it resumes where it left off: every event carries an id ``P.S.A`` 
 sample and alert ids it has seen), which the browser's ``EventSource`` sends back as
 ``Last-Event-ID`` when it reconnects, after a network error or a server restart. A stream ends
 after ``live_stream_seconds`` (the browser reconnects at once, resuming), so no request is
-held forever and a server can shut down promptly. On PostgreSQL a stream is woken at once by
+held forever and a server can shut down promptly. On a server that requires tokens, a stream
+also ends at the first poll after its token is revoked or its dashboard session ends. On PostgreSQL a stream is woken at once by
 the NOTIFY that any replica's ingest sends (monitor/notify.py); it also polls every
 ``live_poll_interval``, the only mechanism on SQLite.
 
@@ -42,6 +43,7 @@ from monitor import metrics, store
 from monitor.api.deps import SessionDep, SettingsDep
 from monitor.api.routes.samples import sample_public
 from monitor.api.routes.series import json_value
+from monitor.auth import still_valid
 from monitor.models import Alert, AlertEvent, Point, Run, Sample, Series
 from monitor.schemas import ErrorPublic
 
@@ -204,8 +206,13 @@ async def run_events(
     interval = settings.live_poll_interval
     rounds = int(settings.live_stream_seconds * 100) + 10  # at most ~100 polls a second
 
-    def poll() -> list[tuple[str, dict]]:
+    def poll() -> list[tuple[str, dict]] | None:
+        """The new events; None once the token or session that opened the stream is no
+        longer valid (revoked, signed out, expired): the stream ends there, not at its
+        deadline, and the browser's reconnection is refused."""
         with sessions() as s:
+            if not still_valid(request, s):
+                return None
             return feed.poll(s)
 
     async def stream():
@@ -232,6 +239,8 @@ async def run_events(
                 events = await asyncio.to_thread(poll)
             except Exception:  # the database is away for a moment: the next poll retries
                 events = []
+            if events is None:
+                return
             for name, data in events:
                 yield sse(name, data, str(feed.cursor))
             now = time.monotonic()

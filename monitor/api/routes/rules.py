@@ -2,6 +2,7 @@ from fastapi import APIRouter
 
 from monitor import store
 from monitor.api.deps import SessionDep
+from monitor.auth import reader_may_write
 from monitor.models import Run
 from monitor.rules import RULES
 from monitor.rules.config import effective_params
@@ -39,6 +40,7 @@ def update_run_rules(session: SessionDep, run_id: str, body: RunRulesUpdate) -> 
 
 
 @router.post("/runs/{run_id}/rules/{rule}/silence", response_model=RunRules)
+@reader_may_write
 def silence_rule(session: SessionDep, run_id: str, rule: str) -> RunRules:
     """Stop evaluating a rule for this run (its open alert stays as it is)."""
     return run_rules(store.update_run_rules(session=session, run_id=run_id,
@@ -46,6 +48,7 @@ def silence_rule(session: SessionDep, run_id: str, rule: str) -> RunRules:
 
 
 @router.delete("/runs/{run_id}/rules/{rule}/silence", response_model=RunRules)
+@reader_may_write
 def unsilence_rule(session: SessionDep, run_id: str, rule: str) -> RunRules:
     return run_rules(store.update_run_rules(session=session, run_id=run_id,
                                             changes={rule: True}))
