@@ -7,9 +7,9 @@ sample and alert ids it has seen), which the browser's ``EventSource`` sends bac
 ``Last-Event-ID`` when it reconnects, after a network error or a server restart. A stream ends
 after ``live_stream_seconds`` (the browser reconnects at once, resuming), so no request is
 held forever and a server can shut down promptly. On a server that requires tokens, a stream
-also ends at the first poll after its token is revoked or its dashboard session ends. On PostgreSQL a stream is woken at once by
-the NOTIFY that any replica's ingest sends (monitor/notify.py); it also polls every
-``live_poll_interval``, the only mechanism on SQLite.
+also ends at the first poll after its token is revoked or its dashboard session ends. On
+PostgreSQL a stream is woken at once by the NOTIFY that any replica's ingest sends
+(monitor/notify.py); it also polls every ``live_poll_interval``, the only mechanism on SQLite.
 
 Events:
 
