@@ -162,6 +162,25 @@ def own_server(database: str, tmp_path: Path, env: dict | None = None):
 BOTH_DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
+def ganwatch(server: ServerProcess, *argv) -> subprocess.CompletedProcess:
+    """The real CLI (``python -m monitor ...``) against a server's database."""
+    where = (["--database-url", server.database_url] if server.database_url
+             else ["--data-dir", str(server.data_dir)])
+    return subprocess.run([sys.executable, "-m", "monitor", *argv, *where],
+                          capture_output=True, text=True, timeout=60)
+
+
+def make_token(server: ServerProcess, scope: str, project: str | None = None,
+               name: str | None = None) -> str:
+    """A token made with the real CLI, as an operator would (``ganwatch token create``)."""
+    argv = ["token", "create", "--scope", scope, "--name", name or f"test {scope} {project}"]
+    if project:
+        argv += ["--project", project]
+    done = ganwatch(server, *argv)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 @pytest.fixture
 def api(server):
     with server.client() as client:

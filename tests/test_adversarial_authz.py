@@ -25,15 +25,13 @@ import io
 import json
 import math
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from conftest import BOTH_DATABASES, own_server, series, wait_until
+from conftest import BOTH_DATABASES, ganwatch, make_token, own_server, series, wait_until
 from PIL import Image
 from receiver import Receiver
 from sqlalchemy import MetaData, create_engine, select
@@ -58,17 +56,11 @@ def png_bytes(color=(200, 30, 30)) -> bytes:
 
 
 def cli(server, *argv) -> str:
-    where = (["--database-url", server.database_url] if server.database_url
-             else ["--data-dir", str(server.data_dir)])
-    done = subprocess.run([sys.executable, "-m", "monitor", *argv, *where],
-                          capture_output=True, text=True, timeout=60)
+    done = ganwatch(server, *argv)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
 
-def make_token(server, scope, project=None) -> str:
-    argv = ["token", "create", "--scope", scope, "--name", f"authz {scope} {project}"]
-    return cli(server, *argv, *(["--project", project] if project else []))
 
 
 def bearer(token: str | None) -> dict:

@@ -7,33 +7,15 @@ without a violation."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import ServerProcess
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, _missing
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        _missing(f"playwright is not installed ({exc})")
-    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
-        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+from conftest import ServerProcess, make_token
+from test_dashboard import browser  # noqa: F401, F811  (the fixture: Chromium, or a skip)
 
 
 class OtherService:
@@ -82,16 +64,10 @@ def other():
     service.close()
 
 
-def make_token(server, scope, project) -> str:
-    done = subprocess.run([sys.executable, "-m", "monitor", "token", "create", "--scope", scope,
-                           "--project", project, "--data-dir", str(server.data_dir)],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 @pytest.fixture
-def context(browser):
+def context(browser):  # noqa: F811
     ctx = browser.new_context()
     # every CSP violation the pages cause, whatever the console says about it
     ctx.add_init_script("""window.cspViolations = [];

@@ -20,8 +20,6 @@ import hashlib
 import io
 import json
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -29,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 import yaml
-from conftest import BOTH_DATABASES, ROOT, own_server
+from conftest import BOTH_DATABASES, ROOT, ganwatch, make_token, own_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -58,20 +56,8 @@ def open_server(request, tmp_path_factory):
         yield proc
 
 
-def ganwatch(server, *argv) -> subprocess.CompletedProcess:
-    where = (["--database-url", server.database_url] if server.database_url
-             else ["--data-dir", str(server.data_dir)])
-    return subprocess.run([sys.executable, "-m", "monitor", *argv, *where],
-                          capture_output=True, text=True, timeout=60)
 
 
-def make_token(server, scope, project=None) -> str:
-    argv = ["token", "create", "--scope", scope, "--name", f"adversarial {scope}"]
-    if project:
-        argv += ["--project", project]
-    done = ganwatch(server, *argv)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def bearer(server, token) -> httpx.Client:

@@ -22,8 +22,6 @@ import hmac
 import ipaddress
 import json
 import re
-import subprocess
-import sys
 import time
 import uuid
 
@@ -31,7 +29,7 @@ import httpcore
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import BOTH_DATABASES, own_server, wait_until
+from conftest import BOTH_DATABASES, ganwatch, own_server, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from receiver import Receiver
@@ -98,11 +96,6 @@ def table(networks) -> list[tuple[str, str, tuple[str, ...]]]:
             for address in samples(network) for host in spellings(address)]
 
 
-def ganwatch(server, *argv) -> subprocess.CompletedProcess:
-    where = (["--database-url", server.database_url] if server.database_url
-             else ["--data-dir", str(server.data_dir)])
-    return subprocess.run([sys.executable, "-m", "monitor", *argv, *where],
-                          capture_output=True, text=True, timeout=60)
 
 
 def admin_client(server) -> httpx.Client:

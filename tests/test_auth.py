@@ -5,13 +5,11 @@ On SQLite and on PostgreSQL, through the real CLI and the real client."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 import uuid
 
 import httpx
 import pytest
-from conftest import BOTH_DATABASES, ServerProcess, own_server, series
+from conftest import BOTH_DATABASES, ServerProcess, ganwatch, make_token, own_server, series
 
 import trainer_client
 
@@ -23,20 +21,8 @@ def locked(request, tmp_path_factory):
         yield proc
 
 
-def ganwatch(server, *argv) -> subprocess.CompletedProcess:
-    where = (["--database-url", server.database_url] if server.database_url
-             else ["--data-dir", str(server.data_dir)])
-    return subprocess.run([sys.executable, "-m", "monitor", *argv, *where],
-                          capture_output=True, text=True, timeout=60)
 
 
-def make_token(server, scope, project=None) -> str:
-    argv = ["token", "create", "--scope", scope, "--name", f"test {scope}"]
-    if project:
-        argv += ["--project", project]
-    done = ganwatch(server, *argv)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def client(server, token=None) -> httpx.Client:

@@ -6,26 +6,11 @@ without default ports. Real servers on both databases; tokens from the real CLI.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import httpx
 import pytest
-from conftest import BOTH_DATABASES, own_server
+from conftest import BOTH_DATABASES, make_token, own_server
 
 from monitor.guard import _origin_of
-
-
-def make_token(server, scope: str, project: str | None = None) -> str:
-    where = (["--database-url", server.database_url] if server.database_url
-             else ["--data-dir", str(server.data_dir)])
-    argv = ["token", "create", "--scope", scope, "--name", f"team {scope}"]
-    if project:
-        argv += ["--project", project]
-    done = subprocess.run([sys.executable, "-m", "monitor", *argv, *where],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def bearer(server, token: str) -> httpx.Client:
