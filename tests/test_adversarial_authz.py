@@ -536,6 +536,40 @@ def test_resume_ids_are_keyed_by_the_token(world, monkeypatch, spool_dir):
         assert series(c, third.id, "loss")["steps"] == [0]
 
 
+def test_a_run_an_earlier_client_resumed_by_name_is_continued_if_it_is_the_tokens(
+        world, monkeypatch, spool_dir):
+    """Earlier clients made resume ids from the name alone: after the upgrade, resume=True
+    continues such a run of its own project instead of leaving it behind; one of another
+    project (an id anyone could have taken first) is not continued."""
+    w = world
+    monkeypatch.setenv("GANWATCH_TOKEN", w.tokens["ingest"])
+    name, squatted = (f"{what} {uuid.uuid4().hex[:6]}" for what in ("older", "squatted"))
+    with httpx.Client(base_url=w.server.url, headers=bearer(w.tokens["ingest"]),
+                      timeout=30) as alpha:
+        legacy = stable_run_id(name, token="")  # what the earlier client sent
+        assert alpha.post(f"{API}/runs", json={"id": legacy, "name": name}).status_code == 201
+        assert alpha.post(f"{API}/runs/{legacy}/points", json={"batch_id": uuid.uuid4().hex,
+                          "series": {"loss": {"steps": [0, 1], "values": [1.0, 0.5]}}}
+                          ).status_code == 200
+    with httpx.Client(base_url=w.server.url, headers=bearer(w.ingest_beta),
+                      timeout=30) as beta:  # beta took the old-style id of alpha's next name
+        assert beta.post(f"{API}/runs", json={"id": stable_run_id(squatted, token=""),
+                                              "name": squatted}).status_code == 201
+    resumed = trainer_client.init(name, server=w.server.url, resume=True, flush_interval=0.05)
+    resumed.log(loss=0.25)
+    resumed.finish(timeout=60)
+    fresh = trainer_client.init(squatted, server=w.server.url, resume=True, flush_interval=0.05)
+    fresh.log(loss=0.25)
+    fresh.finish(timeout=60)
+    assert resumed.id == legacy
+    assert fresh.id == stable_run_id(squatted, w.tokens["ingest"])
+    with httpx.Client(base_url=w.server.url, headers=bearer(w.tokens["ingest"]),
+                      timeout=30) as alpha:
+        assert series(alpha, legacy, "loss")["steps"] == [0, 1, 2]  # continued after step 1
+        assert series(alpha, fresh.id, "loss")["steps"] == [0]
+        assert alpha.get(f"{API}/runs/{fresh.id}").json()["project"] == "alpha"
+
+
 # -- the matrix (last: its allowed calls acknowledge, silence and finish) -----------------------
 
 def test_every_route_as_every_principal_own_other_and_missing(world):

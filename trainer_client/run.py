@@ -305,9 +305,13 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
         server = server or os.environ.get("GANWATCH_URL") or DEFAULT_SERVER
         explicit_id = run_id or os.environ.get("GANWATCH_RUN_ID")
         run_id = explicit_id or (stable_run_id(name) if resume else secrets.token_hex(8))
-        # Continuing a run: ask (briefly, before the loop starts) where its steps stopped.
-        start_step = _last_step(server, run_id) if (explicit_id or resume) and not offline \
-            else 0
+        start_step = 0
+        if (explicit_id or resume) and not offline:
+            # Continuing a run: ask (briefly, before the loop starts) where its steps stopped.
+            found = _existing_run(server, run_id)
+            if found is None and resume and not explicit_id:
+                run_id, found = _run_of_an_older_client(server, name, run_id)
+            start_step = _next_step(found)
         return Run(
             name, server=server, run_id=run_id, config=config, models=models,
             optimizers=optimizers, sample_every=sample_every, sample_count=sample_count,
@@ -324,13 +328,30 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
         return DisabledRun()
 
 
-def _last_step(server: str, run_id: str) -> int:
-    """Where a resumed run continues: one past its last stored step (0 if unknown)."""
+def _existing_run(server: str, run_id: str) -> dict | None:
+    """The run as the server has it (asked briefly); None if unknown, not this token's, or the
+    server is unreachable."""
     transport = Transport(server, timeout=2.0, connect_timeout=1.0)
     try:
-        run = transport.get_json(f"/api/v1/runs/{run_id}", timeout=2.0)
+        return transport.get_json(f"/api/v1/runs/{run_id}", timeout=2.0)
     finally:
         transport.close()
+
+
+def _run_of_an_older_client(server: str, name: str, run_id: str) -> tuple[str, dict | None]:
+    """Earlier clients made resume ids from the name alone, with a token too: a run of this
+    name started by one of them, and visible to this token (its own project's), is continued
+    rather than left behind. Otherwise the token-keyed ``run_id`` stays."""
+    legacy = stable_run_id(name, token="")
+    if legacy != run_id:
+        found = _existing_run(server, legacy)
+        if found is not None and found.get("name") == name:
+            return legacy, found
+    return run_id, None
+
+
+def _next_step(run: dict | None) -> int:
+    """Where a resumed run continues: one past its last stored step (0 if unknown)."""
     if run and run.get("last_step") is not None:
         return int(run["last_step"]) + 1
     return 0
