@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException
 from sqlalchemy.exc import OperationalError
@@ -62,8 +63,6 @@ def _origin_of(url: str) -> str | None:
     """``scheme://host[:port]`` of a URL, lower-case, without a default port (80 for http, 443
     for https: a browser's Origin omits it), as an Origin header writes it; None when it has
     none (``null``, garbage)."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url.strip())
         scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
@@ -87,7 +86,8 @@ class GuardMiddleware:
         # otherwise: a rebinding page has no token and no session cookie (bound to the real
         # host name, SameSite=Strict), so it gets only 401s, and trainers reach a team server
         # by whatever name they know it by (GANWATCH_URL=http://gpu-box:8765).
-        self.check_host = not auth.required(settings) or bool(settings.allowed_hosts.strip())
+        self.tokens_required = auth.required(settings)
+        self.check_host = not self.tokens_required or bool(settings.allowed_hosts.strip())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -114,8 +114,7 @@ class GuardMiddleware:
                 return
         if path in OPEN_PATHS:
             scope[MAX_BODY_KEY] = OPEN_BODY_BYTES
-        elif (path.startswith("/api/") or method not in SAFE_METHODS) and auth.required(
-                self.settings):
+        elif (path.startswith("/api/") or method not in SAFE_METHODS) and self.tokens_required:
             try:
                 await asyncio.to_thread(self._authenticate, scope)
             except HTTPException as exc:

@@ -147,7 +147,8 @@ def stored_safe(value: Any) -> Any:
 
 
 class PlainTextBody(BaseModel):
-    """A request body whose every string (object keys too) must be plain text."""
+    """A request body whose every string (object keys too) must be plain text: checked on the
+    whole body before any field is, so its fields need no check of their own."""
 
     @model_validator(mode="before")
     @classmethod
@@ -159,7 +160,6 @@ class PlainTextBody(BaseModel):
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 SeriesKey = Annotated[str, StringConstraints(min_length=1, max_length=200), PlainText]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), PlainText]
 # A time in seconds since the epoch: finite (NaN and Infinity are data in values, not times).
 WallTime = Annotated[float, Field(allow_inf_nan=False)]
 # float (not a strict float) so that "NaN", "Infinity" and "-Infinity" strings parse too.
@@ -170,7 +170,7 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: RunId | None = Field(None, description="Client-made run id; an existing id resumes it.")
-    name: Name
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]  # text: _plain_text()
     project: Annotated[str, StringConstraints(
         min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] | None = Field(
         None, description="The run's project (default: the token's, or \"default\")")
@@ -372,7 +372,7 @@ class AlertsPublic(BaseModel):
 class AlertAck(PlainTextBody):
     model_config = ConfigDict(extra="forbid")
 
-    by: Annotated[str, StringConstraints(max_length=200), PlainText] | None = None
+    by: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
 class AlertEventPublic(BaseModel):
@@ -456,7 +456,7 @@ def _known_rule_names(rules: list[str] | None) -> list[str] | None:
 class WebhookUpdate(PlainTextBody):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(max_length=200), PlainText] | None = None
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
     url: WebhookUrl | None = Field(None, description="http(s) URL the deliveries are POSTed to")
     secret: Secret | None = Field(None, description="signs deliveries (HMAC-SHA256); never "
                                                     "returned after creation")

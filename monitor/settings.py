@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,29 +87,31 @@ class Settings(BaseSettings):
     # open server, and by one that requires tokens when this is set (monitor/guard.py).
     allowed_hosts: str = ""
 
-    def host_allowed(self, host_header: str) -> bool:
-        """Whether a request's Host header names this server (monitor/guard.py)."""
-        host = _host_name(host_header)
-        if host is None:
-            return False
-        if host in _LOOPBACK_NAMES:
-            return True
+    @cached_property
+    def own_host_names(self) -> frozenset[str]:
+        """The names of this server besides loopback ones: GANWATCH_ALLOWED_HOSTS (``*``: any),
+        the listen address, GANWATCH_PUBLIC_URL's host. Worked out once (it is asked of every
+        request)."""
         names = {_host_entry(h) for h in self.allowed_hosts.split(",") if h.strip()}
-        if "*" in names:
-            return True
         listen = self.host.strip().lower().strip("[]")
         if listen not in ("", "0.0.0.0", "::"):
             names.add(listen)
         if self.public_url:
-            from urllib.parse import urlsplit
-
             try:
                 public = urlsplit(self.public_url).hostname
             except ValueError:
                 public = None
             if public:
                 names.add(public.lower())
-        return host in names
+        return frozenset(names)
+
+    def host_allowed(self, host_header: str) -> bool:
+        """Whether a request's Host header names this server (monitor/guard.py)."""
+        host = _host_name(host_header)
+        if host is None:
+            return False
+        return host in _LOOPBACK_NAMES or "*" in self.own_host_names or (
+            host in self.own_host_names)
 
     # The dashboard's live stream: how often it looks for new data, and how long one stream
     # lasts before the browser reconnects (resuming where it was).

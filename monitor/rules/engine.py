@@ -29,6 +29,7 @@ from monitor.rules.config import effective_params
 from monitor.rules.core import Finding, SeriesView, Window
 from monitor.rules.library import INHIBITED_BY_NON_FINITE, POINT_RULES, RULES, stalled
 from monitor.rules.lifecycle import ESCALATED, FIRING, RESOLVED, State, advance
+from monitor.schemas import stored_safe
 from monitor.webhooks.outbox import Outbox
 
 log = logging.getLogger("ganwatch.rules")
@@ -40,16 +41,6 @@ STATE_FIELDS = ("status", "pending_since", "fired_step", "clear_since", "resolve
 
 def fingerprint(run_id: str, rule: str, subject: str) -> str:
     return hashlib.sha1(f"{run_id}\0{rule}\0{subject}".encode()).hexdigest()[:16]
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _number(value: float) -> float | None:
@@ -280,7 +271,7 @@ class Evaluator:
             alert.title = title[:200]
             alert.message = finding.message
             alert.threshold = _number(finding.threshold)
-            alert.evidence = _json_safe(finding.evidence)
+            alert.evidence = stored_safe(finding.evidence)
         if change.notify == FIRING:
             alert.fired_step, alert.fired_at = t, now
         elif change.notify == RESOLVED:

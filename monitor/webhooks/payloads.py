@@ -16,6 +16,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+from monitor.schemas import stored_safe
+
 VERSION = "1"
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt for an alert still firing
 COLOURS = {"critical": 0xD62728, "warning": 0xFF7F0E, "resolved": 0x2CA02C, "test": 0x1F77B4}
@@ -137,20 +139,8 @@ def discord(f: dict) -> dict:
     }
 
 
-def _finite(value):
-    """JSON has no NaN/Infinity: such numbers are written as the API writes them, as strings."""
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    if isinstance(value, float) and value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def render(fmt: str, f: dict, receiver: str) -> str:
     body = generic(f, receiver) if fmt == "generic" else slack(f) if fmt == "slack" \
         else discord(f)
-    return json.dumps(_finite(body), allow_nan=False, default=str)
+    # JSON has no NaN/Infinity: such numbers are written as the API writes them, as strings
+    return json.dumps(stored_safe(body), allow_nan=False, default=str)

@@ -76,8 +76,7 @@ def _mac(secret: str, delivery_id: str, timestamp: int, body: bytes) -> bytes:
 def sign(secret: str, delivery_id: str, body: bytes, timestamp: int | None = None) -> str:
     """The ``X-Ganwatch-Signature`` value for delivery ``delivery_id`` of ``body``, signed at
     ``timestamp`` (default now)."""
-    t = int(time.time()) if timestamp is None else int(timestamp)
-    return f"t={t},v1={_mac(secret, delivery_id, t, body).hex()}"
+    return signature_headers(secret, delivery_id, body, timestamp)[SIGNATURE_HEADER]
 
 
 def signature_headers(secret: str, delivery_id: str, body: bytes,
