@@ -14,6 +14,11 @@ constant time. A token has a scope and a project:
   silence rules (what the dashboard does);
 - ``admin``: everything, every project, and webhooks.
 
+Each route states the least role it needs, as a dependency (``Depends(require(Role.read))``,
+monitor/api/deps.py), never guessed from its URL: reading and the dashboard's buttons need
+``read``, writing a run needs ``ingest``, webhooks need ``admin``; the roles are ordered, each
+allowed what the ones below it are. ``authorize`` applies a route's requirement to a request.
+
 A request carries it as ``Authorization: Bearer <token>``. The dashboard signs in once with
 ``POST /api/v1/session``: the server checks the token and keeps a *session* (a random id of its
 own, stored as a SHA-256, expiring after ``GANWATCH_SESSION_TTL``, ended by ``DELETE
@@ -32,6 +37,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import Enum
 
 from fastapi import HTTPException, Request, status
 from pydantic import TypeAdapter, ValidationError
@@ -42,7 +48,22 @@ from monitor.models import Alert, ApiToken, DashboardSession, Run, utcnow
 from monitor.schemas import INT64_MAX
 from monitor.store import unknown_alert, unknown_run
 
-SCOPES = ("ingest", "read", "admin")
+
+class Role(str, Enum):
+    """What a token may do, from least to most: each role may do all that the ones before it
+    may. The value is the token's ``scope`` as stored and as the API and CLI write it."""
+
+    read = "read"      # read a project's runs; acknowledge alerts, silence rules
+    ingest = "ingest"  # also create runs in its project and write to them
+    admin = "admin"    # also every project, and webhooks
+
+    def covers(self, needed: Role) -> bool:
+        """Whether this role may do what ``needed`` may."""
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
+
+
+SCOPES = ("ingest", "read", "admin")  # the order the CLI and its messages list them in
 COOKIE = "ganwatch_session"
 ALL_PROJECTS = "*"
 # gw_<id>_<secret>: ASCII digits only ("²".isdigit() is true, and int() refuses it), and the
@@ -54,17 +75,27 @@ NO_TOKEN = ("this server needs a token: send 'Authorization: Bearer <token>' "
 BAD_TOKEN = "the token is not valid (unknown, malformed or revoked)"
 SESSION_ENDED = ("this dashboard session has ended (signed out, expired, or its token was "
                  "revoked): sign in again")
+# The 403 of a principal whose role is below the route's, unless the route says otherwise.
+REFUSALS = {Role.read: "this needs a read token",
+            Role.ingest: "a read token cannot write; use an ingest token",
+            Role.admin: "this needs an admin token"}
 
 
 @dataclass(frozen=True)
 class Principal:
-    scope: str            # ingest | read | admin
-    project: str          # "*" for admin
+    """Who sends a request: a token's role and project (or an open server's everything)."""
+
+    role: Role
+    project: str          # ALL_PROJECTS for admin
     token_id: int | None  # None on an open server
+    token_name: str = ""  # the token's note (``ganwatch token create --name``)
 
     @property
     def admin(self) -> bool:
-        return self.scope == "admin"
+        return self.role is Role.admin
+
+    def may(self, needed: Role) -> bool:
+        return self.role.covers(needed)
 
     def sees(self, project: str) -> bool:
         return self.project in (ALL_PROJECTS, project)
@@ -74,8 +105,31 @@ class Principal:
         """The project lists are filtered to, or None: every project."""
         return None if self.project == ALL_PROJECTS else self.project
 
+    @classmethod
+    def of_token(cls, row: ApiToken) -> Principal | None:
+        """The principal of a stored token; None for a scope this server does not know (a
+        row written by hand or by a newer version): refused, never guessed."""
+        try:
+            role = Role(row.scope)
+        except ValueError:
+            return None
+        return cls(role=role, project=row.project, token_id=row.id, token_name=row.name or "")
 
-OPEN = Principal(scope="admin", project=ALL_PROJECTS, token_id=None)
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a route needs (declared on the route: monitor/api/deps.py ``require``/``public``):
+    the least role that may call it, or None for a public route (no token at all), and the
+    403's words for a principal below it."""
+
+    role: Role | None
+    refusal: str = ""
+
+
+PUBLIC = Requirement(role=None)
+
+
+OPEN = Principal(role=Role.admin, project=ALL_PROJECTS, token_id=None)
 
 
 def _sha256(secret: str) -> str:
@@ -87,11 +141,12 @@ def create_token(session: Session, *, project: str, scope: str, name: str = "") 
     """A new token: the row, and the token itself (shown once; only its hash is stored)."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
-    project = ALL_PROJECTS if scope == "admin" else project
+    role = Role(scope)
+    project = ALL_PROJECTS if role is Role.admin else project
     if not project:
         raise ValueError("a project is needed for ingest and read tokens")
     secret = secrets.token_urlsafe(32)
-    row = ApiToken(name=name, project=project, scope=scope, secret_sha256=_sha256(secret),
+    row = ApiToken(name=name, project=project, scope=role.value, secret_sha256=_sha256(secret),
                    created_at=utcnow())
     session.add(row)
     session.commit()
@@ -128,8 +183,10 @@ def authenticate(session: Session, raw: str) -> Principal | None:
         return None
     if not hmac.compare_digest(row.secret_sha256, _sha256(secret)) or row.revoked_at:
         return None
-    _touch(session, row)
-    return Principal(scope=row.scope, project=row.project, token_id=row.id)
+    who = Principal.of_token(row)
+    if who is not None:
+        _touch(session, row)
+    return who
 
 
 def _touch(session: Session, row: ApiToken) -> None:
@@ -176,8 +233,10 @@ def session_principal(session: Session, session_id: str) -> Principal | None:
     found = _live_session(session, session_id)
     if found is None:
         return None
-    _touch(session, found[1])
-    return Principal(scope=found[1].scope, project=found[1].project, token_id=found[1].id)
+    who = Principal.of_token(found[1])
+    if who is not None:
+        _touch(session, found[1])
+    return who
 
 
 def end_session(session: Session, session_id: str) -> bool:
@@ -264,27 +323,16 @@ def forbidden(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, detail)
 
 
-def reader_may_write(endpoint):
-    """Marks a route a read token may call although it writes: what the dashboard's buttons
-    do (acknowledge, silence). Declared on the route itself, not guessed from its path."""
-    endpoint.reader_may_write = True
-    return endpoint
-
-
-def principal_for(request: Request, session: Session) -> Principal:
-    """The request's principal, or a 401/403 saying why not (no or a bad token: 401; the
-    wrong scope: 403). Run- and alert-level project checks happen here too, from the path's
-    ``run_id`` or ``alert_id`` and the query's ``run_id``: another project's is a 404."""
-    settings = request.app.state.settings
-    if not required(settings):
+def authorize(request: Request, session: Session, needed: Requirement) -> Principal:
+    """The request's principal for a route that needs ``needed``, or a 401/403/404 saying why
+    not: no or a bad token, 401; a role below the route's, 403; another project's run or
+    alert (the path's ``run_id`` or ``alert_id``, each of the query's ``run_id``), 404. A public
+    route, and every route of an open server, is anyone's: the open principal."""
+    if needed.role is None or not required(request.app.state.settings):
         return OPEN
     who = identify(request, session)
-    path, method = request.url.path, request.method
-    if path.startswith(("/api/v1/webhooks", "/api/v1/tokens")) and not who.admin:
-        raise forbidden("webhooks need an admin token")
-    if method not in ("GET", "HEAD") and who.scope == "read" and not getattr(
-            request.scope.get("endpoint"), "reader_may_write", False):
-        raise forbidden("a read token cannot write; use an ingest token")
+    if not who.may(needed.role):
+        raise forbidden(needed.refusal or REFUSALS[needed.role])
     if not who.admin:
         _only_own_project(request, session, who)
     return who

@@ -18,7 +18,9 @@ route, done before any work is spent on a request that will be refused.
    Bearer-token requests cannot be made cross-site without CORS, which this server never allows.
 3. **Authentication before the body**: when tokens are required, the request's bearer token or
    session cookie is checked here, so a refused request's body is never read, let alone inflated
-   (monitor/gzip_request.py). Same 401 as the route's; the route reuses the principal.
+   (monitor/gzip_request.py). Same 401 as the route's; the route reuses the principal. Routes
+   declared public (monitor/api/deps.py ``public``) are skipped, their bodies kept small; what
+   a principal may do is the route's own dependency's to decide, after routing.
 4. **Headers** on every response: ``X-Content-Type-Options: nosniff`` and
    ``Cross-Origin-Resource-Policy: same-origin`` (no other site embeds a sample PNG or an API
    answer); on the dashboard's HTML pages a Content-Security-Policy allowing only this server's
@@ -38,7 +40,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import auth
-from monitor.api.deps import OPEN_PATHS
+from monitor.api.deps import public_paths
 from monitor.gzip_request import MAX_BODY_KEY, reply
 from monitor.settings import Settings
 
@@ -88,6 +90,8 @@ class GuardMiddleware:
         # by whatever name they know it by (GANWATCH_URL=http://gpu-box:8765).
         self.tokens_required = auth.required(settings)
         self.check_host = not self.tokens_required or bool(settings.allowed_hosts.strip())
+        self.open_paths: frozenset[str] | None = None  # of the routes declared public
+
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -112,7 +116,9 @@ class GuardMiddleware:
             if refused:
                 await reply(send, 403, refused)
                 return
-        if path in OPEN_PATHS:
+        if self.open_paths is None:  # the app's routes, complete by its first request
+            self.open_paths = public_paths(scope["app"].routes)
+        if path in self.open_paths:
             scope[MAX_BODY_KEY] = OPEN_BODY_BYTES
         elif (path.startswith("/api/") or method not in SAFE_METHODS) and self.tokens_required:
             try:

@@ -1,16 +1,17 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
-from monitor.api.deps import SessionDep
+from monitor.api.deps import SessionDep, public
 from monitor.schemas import Health
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("", response_model=Health, responses={503: {"description": "Database unreachable"}})
+@router.get("", response_model=Health, responses={503: {"description": "Database unreachable"}},
+            dependencies=[Depends(public)])
 def health(session: SessionDep):
     """Whether the server and its database answer."""
     dialect = session.get_bind().dialect.name

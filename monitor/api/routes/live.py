@@ -34,16 +34,16 @@ import math
 import time
 from dataclasses import dataclass, replace
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor import metrics, store
-from monitor.api.deps import SessionDep, SettingsDep
+from monitor.api.deps import SessionDep, SettingsDep, require
 from monitor.api.routes.samples import sample_public
 from monitor.api.routes.series import json_value
-from monitor.auth import still_valid
+from monitor.auth import Role, still_valid
 from monitor.models import Alert, AlertEvent, Point, Run, Sample, Series
 from monitor.schemas import ErrorPublic
 
@@ -186,7 +186,8 @@ def sse(event: str, data: dict, event_id: str | None = None) -> bytes:
 @router.get("", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "A stream of server-sent events"},
-                       404: {"model": ErrorPublic, "description": "No such run"}})
+                       404: {"model": ErrorPublic, "description": "No such run"}},
+            dependencies=[Depends(require(Role.read))])
 async def run_events(
     request: Request,
     session: SessionDep,

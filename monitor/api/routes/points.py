@@ -1,13 +1,14 @@
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 
 from monitor import metrics, store
-from monitor.api.deps import SessionDep, SettingsDep
+from monitor.api.deps import SessionDep, SettingsDep, require
+from monitor.auth import Role
 from monitor.schemas import IngestResult, PointsBatch
 
 router = APIRouter(prefix="/runs/{run_id}/points", tags=["points"])
 
 
-@router.post("", response_model=IngestResult)
+@router.post("", response_model=IngestResult, dependencies=[Depends(require(Role.ingest))])
 def ingest_points(session: SessionDep, settings: SettingsDep, run_id: str,
                   batch: PointsBatch) -> IngestResult:
     """Store a batch of points (the body may be gzip-compressed: `Content-Encoding: gzip`).

@@ -1,8 +1,8 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from monitor import store
-from monitor.api.deps import SessionDep
-from monitor.auth import reader_may_write
+from monitor.api.deps import SessionDep, require
+from monitor.auth import Role
 from monitor.models import Run
 from monitor.rules import RULES
 from monitor.rules.config import effective_params
@@ -19,7 +19,7 @@ def run_rules(run: Run) -> RunRules:
                     silenced=run.silenced or [])
 
 
-@router.get("/rules", response_model=list[RulePublic])
+@router.get("/rules", response_model=list[RulePublic], dependencies=[Depends(require(Role.read))])
 def list_rules() -> list[RulePublic]:
     """Every rule, the folklore it encodes, its parameters with their defaults, and the action
     its alerts recommend."""
@@ -27,28 +27,31 @@ def list_rules() -> list[RulePublic]:
                        params=r.documented_params()) for r in RULES.values()]
 
 
-@router.get("/runs/{run_id}/rules", response_model=RunRules)
+@router.get("/runs/{run_id}/rules", response_model=RunRules,
+            dependencies=[Depends(require(Role.read))])
 def read_run_rules(session: SessionDep, run_id: str) -> RunRules:
     """The run's effective rule parameters, its overrides, and its silenced rules."""
     return run_rules(store.get_run(session=session, run_id=run_id))
 
 
-@router.patch("/runs/{run_id}/rules", response_model=RunRules)
+@router.patch("/runs/{run_id}/rules", response_model=RunRules,
+              dependencies=[Depends(require(Role.ingest))])
 def update_run_rules(session: SessionDep, run_id: str, body: RunRulesUpdate) -> RunRules:
     """Change the run's rule parameters or silence rules, from the next evaluation on."""
     return run_rules(store.update_run_rules(session=session, run_id=run_id, changes=body.rules))
 
 
-@router.post("/runs/{run_id}/rules/{rule}/silence", response_model=RunRules)
-@reader_may_write
+# a read token may silence and unsilence: what the dashboard's buttons do
+@router.post("/runs/{run_id}/rules/{rule}/silence", response_model=RunRules,
+             dependencies=[Depends(require(Role.read))])
 def silence_rule(session: SessionDep, run_id: str, rule: str) -> RunRules:
     """Stop evaluating a rule for this run (its open alert stays as it is)."""
     return run_rules(store.update_run_rules(session=session, run_id=run_id,
                                             changes={rule: False}))
 
 
-@router.delete("/runs/{run_id}/rules/{rule}/silence", response_model=RunRules)
-@reader_may_write
+@router.delete("/runs/{run_id}/rules/{rule}/silence", response_model=RunRules,
+               dependencies=[Depends(require(Role.read))])
 def unsilence_rule(session: SessionDep, run_id: str, rule: str) -> RunRules:
     return run_rules(store.update_run_rules(session=session, run_id=run_id,
                                             changes={rule: True}))

@@ -1,10 +1,10 @@
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
 from monitor import store
-from monitor.api.deps import PrincipalDep, SessionDep
-from monitor.auth import forbidden
+from monitor.api.deps import PrincipalDep, SessionDep, require
+from monitor.auth import Role, forbidden
 from monitor.models import Run
 from monitor.schemas import ErrorPublic, RunCreate, RunPublic, RunsPublic
 
@@ -31,7 +31,8 @@ def one_run(session, run: Run) -> RunPublic:
 @router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
              responses={200: {"model": RunPublic, "description": "An existing run, resumed"},
                         409: {"model": ErrorPublic,
-                              "description": "The id is taken by a run of another project"}})
+                              "description": "The id is taken by a run of another project"}},
+             dependencies=[Depends(require(Role.ingest))])
 def create_run(session: SessionDep, principal: PrincipalDep, run_create: RunCreate,
                response: Response) -> RunPublic:
     """Create a run, or resume one: by its id, or (with `resume`) the newest run of that name.
@@ -61,7 +62,7 @@ def create_run(session: SessionDep, principal: PrincipalDep, run_create: RunCrea
     return one_run(session, run)
 
 
-@router.get("", response_model=RunsPublic)
+@router.get("", response_model=RunsPublic, dependencies=[Depends(require(Role.read))])
 def list_runs(
     session: SessionDep,
     principal: PrincipalDep,
@@ -78,13 +79,14 @@ def list_runs(
     return RunsPublic(data=[run_public(r, keys[r.id], health[r.id]) for r in runs], count=count)
 
 
-@router.get("/{run_id}", response_model=RunPublic)
+@router.get("/{run_id}", response_model=RunPublic, dependencies=[Depends(require(Role.read))])
 def read_run(session: SessionDep, run_id: str) -> RunPublic:
     """One run, with the keys of its series."""
     return one_run(session, store.get_run(session=session, run_id=run_id))
 
 
-@router.post("/{run_id}/finish", response_model=RunPublic)
+@router.post("/{run_id}/finish", response_model=RunPublic,
+             dependencies=[Depends(require(Role.ingest))])
 def finish_run(session: SessionDep, run_id: str) -> RunPublic:
     """Mark a run finished (the client does this at exit); finishing twice is harmless."""
     return one_run(session, store.finish_run(session=session, run_id=run_id))

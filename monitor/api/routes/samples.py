@@ -2,11 +2,12 @@ import io
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from PIL import Image, UnidentifiedImageError
 
 from monitor import metrics, store
-from monitor.api.deps import SessionDep, SettingsDep
+from monitor.api.deps import SessionDep, SettingsDep, require
+from monitor.auth import Role
 from monitor.schemas import INT64_MAX, BatchId, SamplePublic, SamplesPublic, SeriesKey
 
 router = APIRouter(prefix="/runs/{run_id}/samples", tags=["samples"])
@@ -60,7 +61,8 @@ def sample_public(row) -> SamplePublic:
              openapi_extra={"requestBody": {"required": True, "content": {
                  "image/png": {"schema": {"type": "string", "format": "binary"}}}}},
              responses={200: {"description": "Duplicate batch id: already stored"},
-                        413: {"description": "Too large"}, 415: {"description": "Not a PNG"}})
+                        413: {"description": "Too large"}, 415: {"description": "Not a PNG"}},
+             dependencies=[Depends(require(Role.ingest))])
 async def upload_sample(
     request: Request,
     session: SessionDep,
@@ -96,7 +98,7 @@ async def upload_sample(
     return sample_public(sample)
 
 
-@router.get("", response_model=SamplesPublic)
+@router.get("", response_model=SamplesPublic, dependencies=[Depends(require(Role.read))])
 def list_samples(
     session: SessionDep,
     run_id: str,
@@ -111,7 +113,8 @@ def list_samples(
 
 
 @router.get("/{sample_id}", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}})
+            responses={200: {"content": {"image/png": {}}}},
+            dependencies=[Depends(require(Role.read))])
 def read_sample(session: SessionDep, run_id: str, sample_id: int) -> Response:
     """The PNG of one sample grid."""
     png = store.get_sample_png(session=session, run_id=run_id, sample_id=sample_id)

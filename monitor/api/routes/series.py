@@ -1,11 +1,12 @@
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 
 from monitor import store
-from monitor.api.deps import SessionDep, SettingsDep
+from monitor.api.deps import SessionDep, SettingsDep, require
+from monitor.auth import Role
 from monitor.schemas import INT64_MAX, SeriesRead
 
 router = APIRouter(prefix="/runs/{run_id}/series", tags=["series"])
@@ -20,7 +21,7 @@ def json_value(v: float) -> float | str:
     return _NON_FINITE.get(v, v)
 
 
-@router.get("", response_model=SeriesRead)
+@router.get("", response_model=SeriesRead, dependencies=[Depends(require(Role.read))])
 def read_series(
     session: SessionDep,
     settings: SettingsDep,

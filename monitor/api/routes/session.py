@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from monitor.api.deps import SessionDep
+from monitor.api.deps import SessionDep, public
 from monitor.auth import (
     BAD_TOKEN,
     COOKIE,
@@ -22,7 +22,8 @@ from monitor.auth import (
     unauthorized,
 )
 
-router = APIRouter(prefix="/session", tags=["session"])
+# anyone's: signing in checks the token it is given itself
+router = APIRouter(prefix="/session", tags=["session"], dependencies=[Depends(public)])
 
 
 class SessionLogin(BaseModel):
@@ -53,7 +54,8 @@ def read_session(request: Request, session: SessionDep) -> SessionPublic:
     who = principal_of(request, session)
     if who is None:
         return SessionPublic(auth="required", signed_in=False)
-    return SessionPublic(auth="required", signed_in=True, scope=who.scope, project=who.project)
+    return SessionPublic(auth="required", signed_in=True, scope=who.role.value,
+                         project=who.project)
 
 
 @router.post("", response_model=SessionStarted)
@@ -70,8 +72,8 @@ def sign_in(request: Request, response: Response, session: SessionDep,
     session_id, row = create_session(session, who, ttl)
     response.set_cookie(COOKIE, session_id, max_age=max(1, math.ceil(ttl)),
                         **_cookie_options(request))
-    return SessionStarted(auth=auth, signed_in=True, scope=who.scope, project=who.project,
-                          expires_at=row.expires_at)
+    return SessionStarted(auth=auth, signed_in=True, scope=who.role.value,
+                          project=who.project, expires_at=row.expires_at)
 
 
 @router.delete("", status_code=204)

@@ -1,8 +1,9 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
-from monitor.api.deps import SessionDep, SettingsDep
+from monitor.api.deps import SessionDep, SettingsDep, require
+from monitor.auth import Role
 from monitor.models import Delivery, DeliveryAttempt, Webhook
 from monitor.schemas import (
     DeliveriesPublic,
@@ -18,7 +19,8 @@ from monitor.webhooks import store
 from monitor.webhooks.signing import signing_key
 from monitor.webhooks.targets import Policy
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], dependencies=[
+    Depends(require(Role.admin, "webhooks need an admin token"))])
 
 PUBLIC_FIELDS = [f for f in WebhookPublic.model_fields]
 
