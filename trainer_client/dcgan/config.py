@@ -118,6 +118,15 @@ class TrainConfig:
     preset: str | None = None  # healthy | d-wins | collapse | diverge
     extra: dict = field(default_factory=dict)  # reserved for user-side notes in the config
 
+    def __new__(cls, *args, **kwargs):
+        # Which fields the caller gave, whatever their values: a preset fills in only the rest,
+        # so a flag given on the command line wins even when it equals its default, and a
+        # config rebuilt from its own saved fields (a checkpoint) is not changed by its preset.
+        self = super().__new__(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        self._given = frozenset(names[:len(args)]) | frozenset(kwargs)
+        return self
+
     def __post_init__(self) -> None:
         if self.preset:
             apply_preset(self, self.preset)
@@ -221,10 +230,9 @@ PRESETS: dict[str, dict] = {
 def apply_preset(config: TrainConfig, preset: str) -> None:
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
-    defaults = TrainConfig.__dataclass_fields__
+    given = getattr(config, "_given", frozenset())
     for key, value in PRESETS[preset].items():
-        # a flag given on the command line wins over the preset
-        if getattr(config, key) == defaults[key].default:
+        if key not in given:  # a flag given on the command line wins over the preset
             setattr(config, key, value)
 
 
@@ -263,14 +271,16 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         shown = ("per dataset: " + ", ".join(f"{name} {values[f.name]}"
                                              for name, values in DATASET_DEFAULTS.items())
                  if per_dataset else f.default)
+        # Flags left out stay out of the namespace (SUPPRESS): TrainConfig fills in its defaults
+        # and the preset's settings, and knows which flags were given.
         if convert is bool and f.name.startswith("no_"):  # --no-server is itself the switch
-            parser.add_argument(flag, action="store_true", default=f.default)
+            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
         elif convert is bool:  # --label-smoothing / --no-label-smoothing
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                help=f"(default {shown})" if per_dataset else None)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=f"(default {shown})")
         else:
             allowed = tuple(PRESETS) if f.name == "preset" else CHOICES.get(f.name)
-            parser.add_argument(flag, type=convert, default=f.default, choices=allowed,
+            parser.add_argument(flag, type=convert, default=argparse.SUPPRESS, choices=allowed,
                                 help=f"(default {shown})")
 
     args = parser.parse_args(argv)
