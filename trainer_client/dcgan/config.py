@@ -40,8 +40,8 @@ class TrainConfig:
     ngf: int | None = None  # generator width (hidden units for 2D points)
     ndf: int | None = None  # discriminator width
     # hidden layers of G's MLP (2D points only). A deeper G can switch between modes more
-    # sharply, so fewer samples fall between them: on ring8 (10,000 steps, seed 0) 3 layers
-    # give 86% high-quality samples, 5 layers 92%.
+    # sharply, so fewer samples fall between them (figures: bench/RESULTS.md, "Reference
+    # trainer defaults").
     g_layers: int = 5
     d_layers: int = 3  # hidden layers of D's MLP (2D points only)
     steps: int | None = None  # G updates
@@ -64,8 +64,8 @@ class TrainConfig:
     # #7 hybrid VAE-GAN: an encoder maps real samples to z, G must reconstruct them (MSE) and a
     # KL term keeps the encoder's z near the prior. ganhacks advises it where DCGAN does not
     # apply and nothing else is stable; every real sample then pulls G towards it, so a mode G
-    # starts to drop pulls it back. Per dataset: off, and on for grid25, whose MLPs kept 20-25
-    # of its 25 modes without it (24.0/25 over ten seeds) and all 25 with it (bench/RESULTS.md).
+    # starts to drop pulls it back. Per dataset: off, and on for grid25, whose MLPs drop modes
+    # without it (bench/RESULTS.md, "Reference trainer defaults").
     vae: bool | None = None
     vae_kl_weight: float = 0.01
     replay: float = 0.0  # #8 share of D's fake batch drawn from a buffer of past fakes
@@ -77,9 +77,9 @@ class TrainConfig:
     lr_d: float | None = None  # D's learning rate when it should differ (default: lr)
     beta1: float = 0.5  # #9
     # Not a ganhacks trick but the pix2pix/CycleGAN schedule: both learning rates decay
-    # linearly to 0 over this final fraction of the run (0 = constant). On ring8 it lifted the
-    # share of high-quality samples from ~40% to ~80% at 5,000 steps. Per dataset: 0.5, and
-    # 0.75 for grid25's long run.
+    # linearly to 0 over this final fraction of the run (0 = constant): a smaller step late in
+    # the run lets G settle on the modes instead of circling them (bench/RESULTS.md). Per
+    # dataset: 0.5, and 0.75 for grid25's long run.
     lr_decay: float | None = None
     init: str = "dcgan"  # N(0, 0.02) weights (dcgan) | default (PyTorch's own)
     acgan: bool = True  # #12 D also classifies real and fake samples, when labels exist
@@ -117,6 +117,15 @@ class TrainConfig:
     server: str | None = None  # default: GANWATCH_URL or http://127.0.0.1:8765
     preset: str | None = None  # healthy | d-wins | collapse | diverge
     extra: dict = field(default_factory=dict)  # reserved for user-side notes in the config
+
+    def __new__(cls, *args, **kwargs):
+        # Which fields the caller gave, whatever their values: a preset fills in only the rest,
+        # so a flag given on the command line wins even when it equals its default, and a
+        # config rebuilt from its own saved fields (a checkpoint) is not changed by its preset.
+        self = super().__new__(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        self._given = frozenset(names[:len(args)]) | frozenset(kwargs)
+        return self
 
     def __post_init__(self) -> None:
         if self.preset:
@@ -172,12 +181,10 @@ class TrainConfig:
             raise ValueError("; ".join(problems))
 
 
-# What a field left at None becomes, per dataset. Images: DCGAN-sized networks and a short run
-# (600 steps of digits take about a minute on a CPU). The 2D mixtures: the settings measured in
-# bench/RESULTS.md (ring8: 8.0/8 modes, 92.3% high-quality samples in 10,000 steps; grid25:
-# 25.0/25 modes, 97.9% high-quality in 100,000 steps over seeds 0-4: its precision needs the
-# long run with the long decay, and its coverage over that run the wider G and D, packing and
-# the VAE-GAN's reconstruction; without the VAE-GAN, 24.0/25 and 90% over ten seeds).
+# What a field left at None becomes, per dataset. Images: DCGAN-sized networks and a run short
+# enough for a CPU. The 2D mixtures: the settings that kept every mode in the ablation
+# (bench/RESULTS.md, "Reference trainer defaults"): grid25's precision needs the long run with
+# the long decay, and its coverage over that run the wider G and D, packing and the VAE-GAN.
 DATASET_DEFAULTS: dict[str, dict] = {
     "images": dict(batch_size=64, ngf=32, ndf=32, steps=600, lr_decay=0.5, pack=1, vae=False),
     "ring8": dict(batch_size=256, ngf=128, ndf=128, steps=10000, lr_decay=0.5, pack=1,
@@ -195,8 +202,8 @@ def dataset_defaults(dataset: str) -> dict:
 PRESETS: dict[str, dict] = {
     # ring8 with the trick-enabled defaults (Adam 2e-4 / 0.5 decaying over the last half, soft
     # and noisy labels, decaying instance noise, BatchNorm on separate batches, LeakyReLU) and
-    # MLPs of 128 units, G 3 layers deep as in the detection benchmark's runs: all 8 modes,
-    # ~86% high-quality samples (seed 0). Every preset keeps the 3-layer G it was measured with.
+    # MLPs of 128 units, G 3 layers deep as in the detection benchmark's runs. Every preset
+    # keeps the 3-layer G its detection figures were measured with (bench/RESULTS.md).
     "healthy": dict(dataset="ring8", steps=10000, batch_size=256, ngf=128, ndf=128, seed=0,
                     eval_every=1000, g_layers=3),
     # "D loss goes to 0: failure mode": a D with 5 updates per G update, 10x G's learning rate,
@@ -221,10 +228,9 @@ PRESETS: dict[str, dict] = {
 def apply_preset(config: TrainConfig, preset: str) -> None:
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
-    defaults = TrainConfig.__dataclass_fields__
+    given = getattr(config, "_given", frozenset())
     for key, value in PRESETS[preset].items():
-        # a flag given on the command line wins over the preset
-        if getattr(config, key) == defaults[key].default:
+        if key not in given:  # a flag given on the command line wins over the preset
             setattr(config, key, value)
 
 
@@ -263,14 +269,16 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         shown = ("per dataset: " + ", ".join(f"{name} {values[f.name]}"
                                              for name, values in DATASET_DEFAULTS.items())
                  if per_dataset else f.default)
+        # Flags left out stay out of the namespace (SUPPRESS): TrainConfig fills in its defaults
+        # and the preset's settings, and knows which flags were given.
         if convert is bool and f.name.startswith("no_"):  # --no-server is itself the switch
-            parser.add_argument(flag, action="store_true", default=f.default)
+            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
         elif convert is bool:  # --label-smoothing / --no-label-smoothing
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                help=f"(default {shown})" if per_dataset else None)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=f"(default {shown})")
         else:
             allowed = tuple(PRESETS) if f.name == "preset" else CHOICES.get(f.name)
-            parser.add_argument(flag, type=convert, default=f.default, choices=allowed,
+            parser.add_argument(flag, type=convert, default=argparse.SUPPRESS, choices=allowed,
                                 help=f"(default {shown})")
 
     args = parser.parse_args(argv)
