@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-DEFAULT_SERVER = "http://127.0.0.1:8765"
+from trainer_client.run import DEFAULT_SERVER
 
 
 def _fail(text: str) -> int:
