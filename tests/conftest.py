@@ -163,7 +163,7 @@ BOTH_DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgre
 
 
 def ganwatch(server: ServerProcess, *argv) -> subprocess.CompletedProcess:
-    """The real CLI (``python -m monitor ...``) against a server's database."""
+    """The real CLI (``python -m ganwatch ...``) against a server's database."""
     where = (["--database-url", server.database_url] if server.database_url
              else ["--data-dir", str(server.data_dir)])
     return subprocess.run([sys.executable, "-m", "ganwatch", *argv, *where],
