@@ -4,6 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY monitor monitor
 COPY trainer_client trainer_client
+COPY ganwatch ganwatch
 COPY web web
 RUN pip install --no-cache-dir ".[postgres]"
 ENV GANWATCH_HOST=0.0.0.0 GANWATCH_PORT=8765 GANWATCH_DATA_DIR=/data

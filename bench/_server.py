@@ -27,11 +27,11 @@ def free_port() -> int:
 
 
 def _serve_command() -> list[str]:
-    """The venv's ``ganwatch`` console script when it sits beside this Python, else -m monitor."""
+    """The venv's ``ganwatch`` console script when it sits beside this Python, else -m ganwatch."""
     script = Path(sys.executable).with_name("ganwatch")
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script), "serve"]
-    return [sys.executable, "-m", "monitor", "serve"]
+    return [sys.executable, "-m", "ganwatch", "serve"]
 
 
 @contextmanager
@@ -40,8 +40,9 @@ def running_server(database_url: str | None = None, source: Path = ROOT):
     ``source``: the checkout whose server runs (another one's, to measure before a change)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="ganwatch-bench-") as data_dir:
-        serve = _serve_command() if source == ROOT else [sys.executable, "-m", "monitor",
-                                                          "serve"]
+        # an older checkout (a baseline) may predate the ganwatch package: python -m monitor
+        package = "ganwatch" if (source / "ganwatch").is_dir() else "monitor"
+        serve = _serve_command() if source == ROOT else [sys.executable, "-m", package, "serve"]
         cmd = serve + ["--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir]
         if database_url:
             cmd += ["--database-url", database_url]

@@ -134,7 +134,7 @@ def one(server: str, preset: str, dataset: str, seed: int, scale: float, tmp: Pa
         steps = [line.step for line in read_record(record) if line.step is not None]
         replay = bool(steps) and max(steps) >= cfg["steps"] - 1
     if replay:  # the rules only: the recorded run through the same ingest path
-        command = [sys.executable, "-m", "monitor", "replay", str(record), "--server", server]
+        command = [sys.executable, "-m", "ganwatch", "replay", str(record), "--server", server]
     else:
         command = [sys.executable, "-m", "trainer_client.dcgan", *argv(cfg), "--name", name,
                    "--server", server, "--record", str(record), "--out", str(tmp / name)]

@@ -41,7 +41,7 @@ class ServerProcess:
         self.log = data_dir / "server.log"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
-        cmd = [sys.executable, "-m", "monitor", "serve", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "ganwatch", "serve", "--port", str(self.port),
                "--data-dir", str(self.data_dir)]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
@@ -163,10 +163,10 @@ BOTH_DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgre
 
 
 def ganwatch(server: ServerProcess, *argv) -> subprocess.CompletedProcess:
-    """The real CLI (``python -m monitor ...``) against a server's database."""
+    """The real CLI (``python -m ganwatch ...``) against a server's database."""
     where = (["--database-url", server.database_url] if server.database_url
              else ["--data-dir", str(server.data_dir)])
-    return subprocess.run([sys.executable, "-m", "monitor", *argv, *where],
+    return subprocess.run([sys.executable, "-m", "ganwatch", *argv, *where],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -106,7 +106,7 @@ def test_identical_fake_images_have_zero_diversity(server, api, spool_dir):
     (["frobnicate"], "invalid choice"),
 ])
 def test_cli_errors_are_one_line(argv, message):
-    done = subprocess.run([sys.executable, "-m", "monitor", *argv], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "ganwatch", *argv], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

@@ -353,7 +353,7 @@ def test_a_locked_server_sends_the_browser_to_sign_in_and_back(browser, tmp_path
     context = browser.new_context()
     try:
         def token(scope, project):
-            done = subprocess.run([sys.executable, "-m", "monitor", "token", "create", "--scope",
+            done = subprocess.run([sys.executable, "-m", "ganwatch", "token", "create", "--scope",
                                    scope, "--project", project, "--data-dir",
                                    str(server.data_dir)], capture_output=True, text=True,
                                   timeout=60)

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, series
 
 import trainer_client
-from monitor.demo import DEMO_RUN_NAME, run_demo
+from ganwatch.demo import DEMO_RUN_NAME, run_demo
 from trainer_client.dcgan import TrainConfig, train
 
 TINY = dict(batch_size=16, nz=8, ngf=8, ndf=8, eval_samples=200)  # seconds on a CPU

@@ -381,14 +381,14 @@ def test_resume_continues_the_same_ganwatch_run(server, api, tmp_path, monkeypat
 
 def test_ganwatch_eval_reads_a_checkpoint(tmp_path):
     summary = train(TrainConfig(dataset="ring8", dry_run=True, out=str(tmp_path / "o")))
-    done = subprocess.run([sys.executable, "-m", "monitor", "eval", summary["checkpoint"],
+    done = subprocess.run([sys.executable, "-m", "ganwatch", "eval", summary["checkpoint"],
                            "--samples", "300"], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("modes captured: ") and "/8, high-quality: " in done.stdout
     (tmp_path / "notes.txt").write_text("not a checkpoint")
     for bad in (tmp_path / "missing.pt", tmp_path / "notes.txt"):
-        done = subprocess.run([sys.executable, "-m", "monitor", "eval", str(bad)],
+        done = subprocess.run([sys.executable, "-m", "ganwatch", "eval", str(bad)],
                               capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert done.returncode == 2 and done.stdout == "", done.stderr
         assert done.stderr == f"ganwatch eval: error: cannot read {bad} as a trainer " \

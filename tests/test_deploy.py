@@ -89,7 +89,7 @@ def test_the_compose_configuration_migrates_and_serves_on_a_real_postgres(tmp_pa
     local_url = local.render_as_string(hide_password=False)
     server = None
     try:
-        done = subprocess.run([sys.executable, "-m", "monitor", "migrate", "--database-url",
+        done = subprocess.run([sys.executable, "-m", "ganwatch", "migrate", "--database-url",
                                local_url], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert "newest schema" in done.stdout
@@ -110,7 +110,7 @@ def test_the_compose_configuration_migrates_and_serves_on_a_real_postgres(tmp_pa
 
 
 def test_migrate_on_a_bad_url_is_one_line_not_a_traceback(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "monitor", "migrate", "--database-url",
+    done = subprocess.run([sys.executable, "-m", "ganwatch", "migrate", "--database-url",
                            "postgresql://nobody@127.0.0.1:1/none"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1

@@ -61,7 +61,7 @@ def test_unsent_data_is_reported_and_replayed_later(sqlite_server, spool_dir, ca
     assert "were not sent" in err
     assert "100 points" in err and str(spool_dir / run.id) in err  # 50 of x, 50 of nan
     sqlite_server.start()
-    done = subprocess.run([sys.executable, "-m", "monitor", "replay", str(spool_dir / run.id),
+    done = subprocess.run([sys.executable, "-m", "ganwatch", "replay", str(spool_dir / run.id),
                            "--server", sqlite_server.url], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr

@@ -31,7 +31,7 @@ EXPECTED = {
 
 
 def ganwatch(*argv, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monitor", *map(str, argv)],
+    return subprocess.run([sys.executable, "-m", "ganwatch", *map(str, argv)],
                           capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 

@@ -62,7 +62,7 @@ def test_trainer_streams_to_the_server(server, api, tmp_path):
 def test_demo_starts_a_server_trains_and_prints_the_run_url(tmp_path):
     port = free_port()
     done = subprocess.run(
-        [sys.executable, "-m", "monitor", "demo", "--steps", "8", "--exit", "--port", str(port),
+        [sys.executable, "-m", "ganwatch", "demo", "--steps", "8", "--exit", "--port", str(port),
          "--data-dir", str(tmp_path / "demo")],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
         env={**os.environ, "GANWATCH_SPOOL_DIR": str(tmp_path / "spool")})

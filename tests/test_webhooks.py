@@ -246,7 +246,7 @@ def test_subscriptions_api_never_returns_the_secret_and_refuses_bad_settings(hoo
 
 
 def ganwatch(*argv) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monitor", *map(str, argv)],
+    return subprocess.run([sys.executable, "-m", "ganwatch", *map(str, argv)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 

@@ -1,4 +1,4 @@
-"""The ``ganwatch`` command: serve, demo, replay, webhook, train, eval."""
+"""The ``ganwatch`` command: serve, migrate, token, demo, replay, webhook, train, eval."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from monitor.demo import run_demo
+    from ganwatch.demo import run_demo
 
     return run_demo(port=args.port, data_dir=Path(args.data_dir), steps=args.steps,
                     keep_serving=not args.exit)
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                                         'false}\' (as in trainer_client.init(rules=...))')
     replay.set_defaults(func=_replay)
 
-    from monitor.webhook_cli import add_parser as add_webhook_parser
+    from ganwatch.webhook import add_parser as add_webhook_parser
 
     add_webhook_parser(sub)
 

@@ -52,7 +52,7 @@ def run_demo(*, port: int, data_dir: Path, steps: int, keep_serving: bool) -> in
             return 2
         print(f"ganwatch: using the server already running at {url}", flush=True)
     else:
-        server = subprocess.Popen([sys.executable, "-m", "monitor", "serve", "--port", str(port),
+        server = subprocess.Popen([sys.executable, "-m", "ganwatch", "serve", "--port", str(port),
                                    "--data-dir", str(data_dir)])
         deadline = time.monotonic() + 60
         while _health(url) is None:

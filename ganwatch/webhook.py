@@ -8,8 +8,6 @@ import sys
 
 import httpx
 
-DEFAULT_SERVER = "http://127.0.0.1:8765"
-
 
 def _fail(text: str) -> int:
     print(f"ganwatch: error: {text}", file=sys.stderr)
@@ -17,6 +15,8 @@ def _fail(text: str) -> int:
 
 
 def _call(args: argparse.Namespace, method: str, path: str, **kwargs) -> httpx.Response | None:
+    from trainer_client.run import DEFAULT_SERVER  # the one default URL, the client's
+
     server = (args.server or os.environ.get("GANWATCH_URL") or DEFAULT_SERVER).rstrip("/")
     try:
         token = os.environ.get("GANWATCH_TOKEN")  # an admin token, on a server that needs one
