@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check monitor trainer_client tests bench
+	$(VENV)/bin/ruff check ganwatch monitor trainer_client tests bench
 
 bench: $(STAMP)
 	$(PY) bench/client_overhead.py

@@ -90,6 +90,17 @@ def api_router() -> APIRouter:
     return api
 
 
+# The dashboard's pages: each path serves its HTML file, which loads its data from the API.
+PAGES = (("/", "index.html"), ("/compare", "compare.html"), ("/login", "login.html"),
+         ("/webhooks", "webhooks.html"), ("/runs/{run_id}", "run.html"))
+
+
+def _page(path: Path):
+    def serve() -> FileResponse:  # path parameters (a run's id) are the page script's to read
+        return FileResponse(path)
+    return serve
+
+
 async def _sweep_stalled_runs(app: FastAPI, interval: float) -> None:
     """Every ``interval`` seconds, fire the stalled rule for runs that stopped reporting (a rule
     on a clock: no ingest happens for a run that went silent)."""
@@ -196,24 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(metrics.render(request.app.state.sessionmaker),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/", include_in_schema=False)
-    def _index() -> FileResponse:
-        return FileResponse(static / "index.html")
-
-    @app.get("/compare", include_in_schema=False)
-    def _compare_page() -> FileResponse:
-        return FileResponse(static / "compare.html")
-
-    @app.get("/login", include_in_schema=False)
-    def _login_page() -> FileResponse:
-        return FileResponse(static / "login.html")
-
-    @app.get("/webhooks", include_in_schema=False)
-    def _webhooks_page() -> FileResponse:
-        return FileResponse(static / "webhooks.html")
-
-    @app.get("/runs/{run_id}", include_in_schema=False)
-    def _run_page(run_id: str) -> FileResponse:
-        return FileResponse(static / "run.html")
+    for path, page in PAGES:
+        app.add_api_route(path, _page(static / page), methods=["GET"], include_in_schema=False)
 
     return app
