@@ -24,6 +24,9 @@ from pathlib import Path
 
 FORMAT_KEY = "ganwatch_record"
 STEP_KEYS = ("step", "_step", "global_step")
+# How a record spells NaN and the infinities, and the spellings it reads back (other tools'
+# exports write "nan"/"inf"). The points batches the sender posts carry bare NaN/Infinity
+# tokens instead (json's own, which the server accepts), so this is the client's one encoder.
 NON_FINITE = {"NaN": math.nan, "nan": math.nan, "Infinity": math.inf, "inf": math.inf,
               "-Infinity": -math.inf, "-inf": -math.inf}
 
@@ -35,7 +38,9 @@ def _open(path: Path, mode: str):
     return open(path, mode, encoding="utf-8")
 
 
-def _out(value: float) -> float | str:
+def encode_number(value: float) -> float | str:
+    """A value as a record writes it: finite numbers as they are, NaN and the infinities as
+    the strings "NaN", "Infinity" and "-Infinity" that any JSON reader takes."""
     if math.isfinite(value):
         return value
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
@@ -64,7 +69,7 @@ class Recorder:
                 row = rows.get(step)
                 if row is None:
                     row = rows[step] = {"step": step, "wall_time": round(wall_time, 3)}
-                row[key] = _out(value)
+                row[key] = encode_number(value)
         with self._lock:
             if self._file.closed:
                 return

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import secrets
 import sys
 import time
 from pathlib import Path
 
+from trainer_client import protocol
 from trainer_client.record import RecordError, read_record
 from trainer_client.run import DEFAULT_SERVER
 from trainer_client.spool import Message, Spool, read_message
-from trainer_client.transport import Outcome, Transport
+from trainer_client.transport import HttpTransport, Outcome, Transport
 
 STEPS_PER_BATCH = 500
 SEND_ATTEMPTS = 6  # a request the server could not take (5xx, network) is tried this often
@@ -39,7 +38,7 @@ def replay(path: Path, server: str | None = None, **options) -> int:
     if not run_dirs:
         print(f"ganwatch: nothing to replay in {path}")
         return 0
-    transport = Transport(server or DEFAULT_SERVER)
+    transport = HttpTransport(server or DEFAULT_SERVER)
     sent = refused = 0
     try:
         for directory in run_dirs:
@@ -83,26 +82,22 @@ def _send(transport: Transport, message: Message) -> tuple[Outcome, str]:
 
 
 def _points_message(run_id: str, batch_key: str, rows: list) -> Message:
-    series: dict[str, dict] = {}
+    series: dict[str, tuple[list, list, list | None]] = {}
     for step, wall_time, values in rows:
         for key, value in values.items():
-            cols = series.setdefault(key, {"steps": [], "values": [], "wall_times": []})
-            cols["steps"].append(step)
-            cols["values"].append(value)
-            cols["wall_times"].append(wall_time)
-    for cols in series.values():
-        if all(t is None for t in cols["wall_times"]):
-            del cols["wall_times"]
-        elif any(t is None for t in cols["wall_times"]):
-            known = [t for t in cols["wall_times"] if t is not None]
-            cols["wall_times"] = [t if t is not None else known[0] for t in cols["wall_times"]]
+            cols = series.setdefault(key, ([], [], []))
+            cols[0].append(step)
+            cols[1].append(value)
+            cols[2].append(wall_time)
+    for key, (steps, values, wall_times) in series.items():
+        if all(t is None for t in wall_times):
+            series[key] = (steps, values, None)  # the server stamps them
+        elif any(t is None for t in wall_times):
+            known = next(t for t in wall_times if t is not None)
+            series[key] = (steps, values, [known if t is None else t for t in wall_times])
     # the batch id is derived from the run and the batch's place: a retried request is a no-op
     batch_id = hashlib.sha1(f"{run_id}:{batch_key}".encode()).hexdigest()
-    body = json.dumps({"batch_id": batch_id, "series": series}).encode()
-    return Message(method="POST", path=f"/api/v1/runs/{run_id}/points",
-                   body=gzip.compress(body, compresslevel=1),
-                   headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-                   n_points=sum(len(c["steps"]) for c in series.values()))
+    return protocol.points(run_id, batch_id, series)
 
 
 def _batches(path: Path, steps_per_batch: int):
@@ -143,20 +138,15 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
         return 2
     config = header.get("config") if isinstance(header.get("config"), dict) else {}
     run_name = name or header.get("name") or path.stem
-    body = {"id": secrets.token_hex(8), "name": str(run_name)[:200],
-            "config": {**config, "replayed_from": str(path)}}
-    merged_rules = {**(header.get("rules") or {}), **(rules or {})}
-    if merged_rules:
-        body["rules"] = merged_rules
-    if header.get("checkin_interval"):
-        body["checkin_interval"] = header["checkin_interval"]
-    run_id = body["id"]
+    run_id = secrets.token_hex(8)
+    body = protocol.run_body(run_id, str(run_name)[:200],
+                             {**config, "replayed_from": str(path)},
+                             {**(header.get("rules") or {}), **(rules or {})},
+                             header.get("checkin_interval"))
     base = (server or DEFAULT_SERVER).rstrip("/")
-    transport = Transport(base)
+    transport = HttpTransport(base)
     try:
-        outcome, detail = _send(transport, Message(
-            method="POST", path="/api/v1/runs", headers={"Content-Type": "application/json"},
-            body=json.dumps(body).encode()))
+        outcome, detail = _send(transport, protocol.create_run(body))
         if outcome is not Outcome.SENT:
             error(f"the server at {base} did not create the run ({detail})")
             return 1
@@ -172,8 +162,8 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
             sent_points += message.n_points
             batches += 1
             last_step = rows[-1][0]
-        _send(transport, Message(method="POST", path=f"/api/v1/runs/{run_id}/finish"))
-        alerts = transport.get_json(f"/api/v1/alerts?run_id={run_id}&limit=1000", timeout=10.0)
+        _send(transport, protocol.finish(run_id))
+        alerts = transport.get_json(protocol.alerts_path(run_id, limit=1000), timeout=10.0)
     finally:
         transport.close()
     print(f"ganwatch: replayed {steps} steps ({sent_points} points, last step {last_step}) of "

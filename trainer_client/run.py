@@ -10,17 +10,24 @@ import os
 import re
 import secrets
 import time
-from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
-from trainer_client import tensors
+from trainer_client import protocol, tensors
+from trainer_client.grad_norms import GradNormProbe
+from trainer_client.queues import BoundedQueue
 from trainer_client.sender import Sender, warn
-from trainer_client.spool import Message, Spool, default_root
+from trainer_client.spool import Spool, default_root
 from trainer_client.tensors import TENSOR_TYPES
-from trainer_client.transport import Transport
+from trainer_client.transport import HttpTransport, Transport
 
 DEFAULT_SERVER = "http://127.0.0.1:8765"
 BATCH_KEYS = ("fake", "real")  # image batches: diversity summaries and sample grids
+# How much may wait for the sender thread before run.log drops (and counts) what comes next.
+# Only a sender that cannot keep up for long gets there (a server that is down does not: the
+# sender spools to disk meanwhile); the bound keeps such a stall from eating the host's memory.
+MAX_QUEUED_STEPS = 1_000_000
+MAX_QUEUED_SAMPLES = 100  # image batches (copies, on their device) waiting to be encoded
 
 
 def _env_float(name: str, default: float) -> float:
@@ -55,72 +62,84 @@ def stable_run_id(name: str, token: str | None = None) -> str:
     return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
-def _run_body(run_id: str, name: str, config: dict, rules: dict | None,
-              checkin_interval: float | None) -> dict:
-    body = {"id": run_id, "name": name, "config": config}
-    if rules:
-        body["rules"] = dict(rules)
-    if checkin_interval:
-        body["checkin_interval"] = float(checkin_interval)
-    return body
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """Everything a Run is made of. ``init()`` works it out from its arguments and the
+    environment (GANWATCH_URL, GANWATCH_RUN_ID, ...); the defaults are init()'s."""
+
+    name: str
+    server: str = DEFAULT_SERVER
+    run_id: str
+    config: dict | None = None
+    models: dict | None = None
+    optimizers: dict | None = None
+    sample_every: int = 500
+    sample_count: int = 64
+    diversity_samples: int = 64
+    grad_norm_every: int = 1
+    flush_interval: float = 1.0
+    max_batch: int = 2000
+    spool_dir: Path
+    exit_timeout: float = 30.0
+    rules: dict | None = None
+    checkin_interval: float | None = None
+    record: str | Path | None = None
+    offline: bool = False
+    start_step: int = 0  # where the step counter starts (a continued run: past its last step)
+    resuming: bool = False  # continuing an earlier run: its record is added to, not replaced
+    transport: Transport | None = None  # None: HTTP to ``server``
 
 
 class Run:
     """A run streamed to the server. ``log`` is an enqueue; the sender thread does the rest."""
 
-    def __init__(self, name: str, *, server: str, run_id: str, config: dict | None,
-                 models: dict | None, optimizers: dict | None, sample_every: int,
-                 sample_count: int, diversity_samples: int, grad_norm_every: int,
-                 flush_interval: float, max_batch: int, spool_dir: Path, exit_timeout: float,
-                 start_step: int = 0, rules: dict | None = None,
-                 checkin_interval: float | None = None, record: str | Path | None = None,
-                 offline: bool = False, resuming: bool = False) -> None:
-        self.name = name = str(name)[:200] or "run"  # the server takes names up to 200 chars
+    def __init__(self, options: RunOptions) -> None:
+        run_id = options.run_id
+        self.name = name = str(options.name)[:200] or "run"  # the server takes up to 200 chars
         self.id = run_id
-        self.server = server.rstrip("/")
+        self.server = options.server.rstrip("/")
         self.url = f"{self.server}/runs/{run_id}"
-        self.config = _json_safe(config)
-        self.sample_every = max(0, int(sample_every))
-        self.sample_count = max(1, int(sample_count))
-        self.diversity_samples = max(2, int(diversity_samples))
-        self.exit_timeout = exit_timeout
+        self.config = _json_safe(options.config)
+        self.sample_every = max(0, int(options.sample_every))
+        self.sample_count = max(1, int(options.sample_count))
+        self.diversity_samples = max(2, int(options.diversity_samples))
+        self.exit_timeout = options.exit_timeout
         self.errors = 0
-        self._step = int(start_step)
-        self._max_batch = max_batch
-        self._records: deque = deque()
-        self._samples: deque = deque()
+        self._step = int(options.start_step)
+        self._max_batch = options.max_batch
+        self._records = BoundedQueue(MAX_QUEUED_STEPS)
+        self._samples = BoundedQueue(MAX_QUEUED_SAMPLES)
         self._pending_vectors: dict = {}
         self._finished = False
         self._pid = os.getpid()  # a forked child (a DataLoader worker) must not finish the run
         self._warned: set[str] = set()
-        self.spool = Spool(Path(spool_dir) / run_id)
+        self.spool = Spool(Path(options.spool_dir) / run_id)
         if not self.spool.try_lock():
             warn(f"another process is writing run {run_id}; its spool {self.spool.dir} is shared")
-        self.offline = offline
+        self.offline = offline = options.offline
         if offline:
             self.url = ""
-        self.transport = Transport(self.server)
-        body = _run_body(run_id, name, self.config, rules, checkin_interval)
+        self.transport = options.transport or HttpTransport(self.server)
+        checkin = options.checkin_interval
+        body = protocol.run_body(run_id, name, self.config, options.rules,
+                                 float(checkin) if checkin else None)
         recorder = None
-        if record:
+        if options.record:
             from trainer_client.record import Recorder
 
-            recorder = Recorder(record, {k: v for k, v in body.items() if k != "id"},
-                                append=resuming)  # a resumed run adds to its record
+            recorder = Recorder(options.record, {k: v for k, v in body.items() if k != "id"},
+                                append=options.resuming)  # a resumed run adds to its record
         self._sender = Sender(run_id=run_id, transport=self.transport, spool=self.spool,
                               records=self._records, samples=self._samples,
-                              flush_interval=flush_interval, max_batch=max_batch,
-                              recorder=recorder, offline=offline)
+                              flush_interval=options.flush_interval,
+                              max_batch=options.max_batch, recorder=recorder, offline=offline)
         if not offline:
-            self.spool.append(Message(
-                method="POST", path="/api/v1/runs",
-                headers={"Content-Type": "application/json"},
-                body=json.dumps(body, default=str).encode()))
+            self.spool.append(protocol.create_run(body))
         self._probes = []
-        models = models or {}
-        for net, optimizer in (optimizers or {}).items():
-            self._probes.append(tensors.GradNormProbe(net, optimizer, models.get(net),
-                                                      every=grad_norm_every, sink=self))
+        models = options.models or {}
+        for net, optimizer in (options.optimizers or {}).items():
+            self._probes.append(GradNormProbe(net, optimizer, models.get(net),
+                                              every=options.grad_norm_every, sink=self))
         self._sender.start()
         atexit.register(self._at_exit)
 
@@ -147,9 +166,8 @@ class Run:
             if self._pending_vectors:
                 vectors = list(self._pending_vectors.values())
                 self._pending_vectors.clear()
-            self._records.append((step, time.time(), scalars, vectors))
-            if len(self._records) >= self._max_batch:
-                self._sender.wake.set()
+            if self._records.put((step, time.time(), scalars, vectors)) >= self._max_batch:
+                self._sender.wake()
         except Exception as exc:
             self.note_error("log()", exc)
 
@@ -178,8 +196,7 @@ class Run:
         grid or an interpolation sheet. The copy is taken now; encoding happens in the sender."""
         try:
             grid = images.detach().clone() if tensors.is_tensor(images) else images.copy()
-            self._samples.append((self._step - 1 if step is None else step, time.time(), key,
-                                  grid))
+            self._samples.put((self._step - 1 if step is None else step, time.time(), key, grid))
         except Exception as exc:
             self.note_error(f"log_images({key})", exc)
 
@@ -202,7 +219,7 @@ class Run:
 
     def flush(self) -> None:
         """Ask the sender to build and send what is queued now (it does not wait)."""
-        self._sender.wake.set()
+        self._sender.wake()
 
     def finish(self, timeout: float | None = None) -> None:
         """Send what is left (for at most ``timeout`` seconds), then say what could not be sent."""
@@ -213,11 +230,8 @@ class Run:
             atexit.unregister(self._at_exit)
             for probe in self._probes:
                 probe.remove()
-            finish = [] if self.offline else [
-                Message(method="POST", path=f"/api/v1/runs/{self.id}/finish")]
+            finish = [] if self.offline else [protocol.finish(self.id)]
             self._sender.close(finish, self.exit_timeout if timeout is None else timeout)
-            if self._sender.recorder is not None:
-                self._sender.recorder.close()
             self._report()
         except Exception as exc:
             self.note_error("finish()", exc)
@@ -225,6 +239,10 @@ class Run:
             self.transport.close()
 
     def _report(self) -> None:
+        for queue, what in ((self._records, "steps"), (self._samples, "sample batches")):
+            if queue.dropped:
+                warn(f"{queue.dropped} {what} of run '{self.name}' were dropped: the sender "
+                     f"thread fell more than {queue.capacity} {what} behind the training loop")
         n, points, samples = self.spool.totals()
         if n:
             what = f"{points} points" + (f", {samples} sample grids" if samples else "")
@@ -312,17 +330,17 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
             if found is None and resume and not explicit_id:
                 run_id, found = _run_of_an_older_client(server, name, run_id)
             start_step = _next_step(found)
-        return Run(
-            name, server=server, run_id=run_id, config=config, models=models,
+        return Run(RunOptions(
+            name=name, server=server, run_id=run_id, config=config, models=models,
             optimizers=optimizers, sample_every=sample_every, sample_count=sample_count,
             diversity_samples=diversity_samples, grad_norm_every=grad_norm_every,
             flush_interval=_env_float("GANWATCH_FLUSH_INTERVAL", flush_interval),
             max_batch=max_batch, spool_dir=Path(spool_dir) if spool_dir else default_root(),
             exit_timeout=exit_timeout if exit_timeout is not None
             else _env_float("GANWATCH_EXIT_TIMEOUT", 30.0),
-            start_step=start_step, rules=rules, checkin_interval=checkin_interval,
-            record=record, offline=offline, resuming=bool(explicit_id or resume),
-        )
+            rules=rules, checkin_interval=checkin_interval, record=record, offline=offline,
+            start_step=start_step, resuming=bool(explicit_id or resume),
+        ))
     except Exception as exc:
         warn(f"could not start ({type(exc).__name__}: {exc}); training continues unmonitored")
         return DisabledRun()
@@ -331,9 +349,9 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
 def _existing_run(server: str, run_id: str) -> dict | None:
     """The run as the server has it (asked briefly); None if unknown, not this token's, or the
     server is unreachable."""
-    transport = Transport(server, timeout=2.0, connect_timeout=1.0)
+    transport = HttpTransport(server, timeout=2.0, connect_timeout=1.0)
     try:
-        return transport.get_json(f"/api/v1/runs/{run_id}", timeout=2.0)
+        return transport.get_json(protocol.run_path(run_id), timeout=2.0)
     finally:
         transport.close()
 

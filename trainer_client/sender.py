@@ -8,16 +8,15 @@ the spool, in order, and go out as soon as the server is back.
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 import sys
 import threading
 import time
 import uuid
-from collections import deque
 
-from trainer_client import tensors
+from trainer_client import protocol, tensors
+from trainer_client.images import image_grid_png
+from trainer_client.queues import BoundedQueue
 from trainer_client.spool import Message, Spool, orphaned_spools, read_message
 from trainer_client.transport import Outcome, Transport
 
@@ -33,56 +32,100 @@ def warn(text: str) -> None:
 
 
 class Sender:
-    def __init__(self, *, run_id: str, transport: Transport, spool: Spool, records: deque,
-                 samples: deque, flush_interval: float, max_batch: int,
-                 adopt_orphans: bool = True, recorder=None, offline: bool = False) -> None:
-        self.run_id = run_id
-        self.transport = transport
-        self.spool = spool
-        self.records = records
-        self.samples = samples
-        self.flush_interval = flush_interval
-        self.max_batch = max_batch
-        self.wake = threading.Event()
-        self.build_lock = threading.Lock()
-        self.closing = False
-        self.close_deadline = 0.0
-        self.final_messages: list[Message] = []
-        self.spools: list[Spool] = [spool]
-        self.adopt_orphans = adopt_orphans and not offline
-        self.recorder = recorder  # a trainer_client.record.Recorder, or None
-        self.offline = offline  # record only: nothing is spooled or sent
-        self.failures = 0
-        self.next_try = 0.0
-        self.last_error = ""
-        self.rejected = 0
-        self.dropped = 0
-        self.thread = threading.Thread(target=self._loop, name="ganwatch-sender", daemon=True)
+    """Takes the run's steps (``records``: (step, wall_time, scalars, vectors)) and sample
+    batches (``samples``: (step, wall_time, key, batch)) off their queues, turns them into
+    requests (trainer_client.protocol) in the spool, and sends the spool through ``transport``.
+
+    Its statistics are read-only properties; ``build`` and ``drain`` are the steps the thread
+    repeats, callable directly where a test wants them one at a time."""
+
+    def __init__(self, *, run_id: str, transport: Transport, spool: Spool,
+                 records: BoundedQueue, samples: BoundedQueue, flush_interval: float,
+                 max_batch: int, adopt_orphans: bool = True, recorder=None,
+                 offline: bool = False) -> None:
+        self._run_id = run_id
+        self._transport = transport
+        self._spool = spool
+        self._records = records
+        self._samples = samples
+        self._flush_interval = flush_interval
+        self._max_batch = max_batch
+        self._wake = threading.Event()
+        self._build_lock = threading.Lock()
+        self._closing = False
+        self._close_deadline = 0.0
+        self._final_messages: list[Message] = []
+        self._spools: list[Spool] = [spool]
+        self._adopt_orphans = adopt_orphans and not offline
+        self._recorder = recorder  # a trainer_client.record.Recorder, or None
+        self._offline = offline  # record only: nothing is spooled or sent
+        self._failures = 0
+        self._next_try = 0.0
+        self._last_error = ""
+        self._rejected = 0
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._loop, name="ganwatch-sender", daemon=True)
 
     def start(self) -> None:
-        self.thread.start()
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Build and send now rather than at the next flush interval (it does not wait)."""
+        self._wake.set()
+
+    # -- statistics ------------------------------------------------------------------------
+
+    @property
+    def failures(self) -> int:
+        """Failed attempts in a row (0 once the spool is sent): the backoff's exponent."""
+        return self._failures
+
+    @property
+    def retry_at(self) -> float:
+        """When (time.monotonic()) the next attempt is due after a failure; 0.0 when none is."""
+        return self._next_try
+
+    @property
+    def last_error(self) -> str:
+        """What the last failed attempt ran into ("" if none failed)."""
+        return self._last_error
+
+    @property
+    def rejected(self) -> int:
+        """Requests the server refused for good, kept in the spool's rejected/ folder."""
+        return self._rejected
+
+    @property
+    def dropped(self) -> int:
+        """Tensor values that could not be read back from their device in time."""
+        return self._dropped
+
+    @property
+    def recording(self) -> bool:
+        """Whether the run's steps are still being written to its record file."""
+        return self._recorder is not None
 
     # -- the thread ------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        if self.adopt_orphans:
+        if self._adopt_orphans:
             self._adopt()
-        self.wake.set()  # send the run's creation (and any adopted spool) right away
+        self._wake.set()  # send the run's creation (and any adopted spool) right away
         while True:
-            wait = self.flush_interval * random.uniform(0.9, 1.1)
-            if self.failures:
-                wait = max(0.0, min(wait, self.next_try - time.monotonic()))
-            self.wake.wait(wait)
-            self.wake.clear()
-            closing = self.closing
+            wait = self._flush_interval * random.uniform(0.9, 1.1)
+            if self._failures:
+                wait = max(0.0, min(wait, self._next_try - time.monotonic()))
+            self._wake.wait(wait)
+            self._wake.clear()
+            closing = self._closing
             try:
                 self.build()
                 if closing:
-                    with self.build_lock:
+                    with self._build_lock:
                         self._spool_final_messages()
-                    self._drain_until(self.close_deadline)
+                    self._drain_until(self._close_deadline)
                     return
-                if time.monotonic() >= self.next_try:
+                if time.monotonic() >= self._next_try:
                     self.drain()
             except Exception as exc:  # the thread must survive anything
                 warn(f"sender error (training continues): {type(exc).__name__}: {exc}")
@@ -91,42 +134,40 @@ class Sender:
 
     def _spool_final_messages(self) -> None:
         """Queue the run's last requests (its finish) behind everything else; hold build_lock."""
-        for message in self.final_messages:
-            self.spool.append(message)
-        self.final_messages = []
+        for message in self._final_messages:
+            self._spool.append(message)
+        self._final_messages = []
 
     def _drain_until(self, deadline: float) -> None:
         """At exit: keep retrying, with the same backoff, until everything is sent or time is up."""
         while not self.drain() and time.monotonic() < deadline:
-            pause = min(self.next_try, deadline) - time.monotonic()
+            pause = min(self._next_try, deadline) - time.monotonic()
             if pause > 0:
                 time.sleep(pause)  # backoff between retries, bounded by the exit deadline
 
     def _adopt(self) -> None:
         """Take over spools left by clients that exited with data unsent."""
-        for directory in orphaned_spools(self.spool.dir.parent, exclude=self.spool.dir):
+        for directory in orphaned_spools(self._spool.dir.parent, exclude=self._spool.dir):
             orphan = Spool(directory)
             if orphan.try_lock():
-                self.spools.append(orphan)
+                self._spools.append(orphan)
 
     # -- building batches ------------------------------------------------------------------
 
     def build(self) -> None:
         """Turn everything queued into messages in the spool."""
-        with self.build_lock:
+        with self._build_lock:
             self._build_locked()
 
     def _build_locked(self) -> None:
-        while self.records:
-            n = min(len(self.records), self.max_batch)
-            batch = [self.records.popleft() for _ in range(n)]
-            message = self._points_message(batch)
+        while self._records:
+            message = self._points_message(self._records.take(self._max_batch))
             if message is not None:
-                self.spool.append(message)
-        while self.samples:
-            message = self._sample_message(*self.samples.popleft())
+                self._spool.append(message)
+        while self._samples:
+            message = self._sample_message(*self._samples.take(1)[0])
             if message is not None:
-                self.spool.append(message)
+                self._spool.append(message)
 
     def _points_message(self, records: list) -> Message | None:
         series: dict[str, tuple[list, list, list]] = {}
@@ -152,7 +193,7 @@ class Sender:
             deadline = time.monotonic() + READBACK_TIMEOUT_S
             values = tensors.materialise([item[0] for item in later], deadline)
             if values is None:
-                self.dropped += len(later)
+                self._dropped += len(later)
                 warn(f"{len(later)} tensor values could not be read back from the GPU in "
                      f"{READBACK_TIMEOUT_S:.0f}s and were dropped")
                 continue
@@ -168,130 +209,101 @@ class Sender:
                     pos += 1
         if not series:
             return None
-        if self.recorder is not None:
+        if self._recorder is not None:
             try:
-                self.recorder.write(series)
+                self._recorder.write(series)
             except Exception as exc:
-                warn(f"could not write the record {self.recorder.path} ({exc}); recording stops")
-                self.recorder = None
-        if self.offline:
+                warn(f"could not write the record {self._recorder.path} ({exc}); recording stops")
+                self._recorder = None
+        if self._offline:
             return None
-        n_points = sum(len(c[0]) for c in series.values())
-        body = json.dumps({
-            "batch_id": uuid.uuid4().hex,
-            "series": {k: {"steps": s, "values": v, "wall_times": t}
-                       for k, (s, v, t) in series.items()},
-        }).encode()  # NaN/Infinity are written as bare tokens, which the server accepts
-        return Message(method="POST", path=f"/api/v1/runs/{self.run_id}/points",
-                       body=gzip.compress(body, compresslevel=1), n_points=n_points,
-                       headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        return protocol.points(self._run_id, uuid.uuid4().hex, series)
 
     def _sample_message(self, step: int, wall_time: float, key: str, batch) -> Message | None:
-        if self.offline:
+        if self._offline:
             return None
         host = tensors.to_host(batch, time.monotonic() + READBACK_TIMEOUT_S)
-        png = tensors.image_grid_png(host) if host is not None else None
+        png = image_grid_png(host) if host is not None else None
         if png is None:
             return None
-        return Message(method="POST", path=f"/api/v1/runs/{self.run_id}/samples", body=png,
-                       params={"step": step, "key": key, "wall_time": wall_time,
-                               "batch_id": uuid.uuid4().hex},
-                       headers={"Content-Type": "image/png"}, n_samples=1)
+        return protocol.sample(self._run_id, uuid.uuid4().hex, step=step, key=key,
+                               wall_time=wall_time, png=png)
 
     # -- delivering ------------------------------------------------------------------------
 
     def drain(self) -> bool:
         """Send spooled messages in order; True when every spool is empty."""
-        for spool in list(self.spools):
+        for spool in list(self._spools):
             for path in spool.pending_files():
                 try:
                     message = read_message(path)
                 except FileNotFoundError:
                     continue
-                outcome, detail = self.transport.send(message)
+                outcome, detail = self._transport.send(message)
                 # Rule settings or a config the server does not accept (a config too deep or
                 # too large, say) must not cost the run: create it without them, and say so.
-                dropping = [(_without_rules, "rule settings", "the run is monitored with the "
-                             "default rules"), (_without_config, "config", "the run is "
-                                                "created without it")]
-                if any(loc[:2] == ("body", "config") for loc in getattr(detail, "locs", ())):
+                dropping = [("rules", "rule settings", "the run is monitored with the default "
+                             "rules"), ("config", "config", "the run is created without it")]
+                if protocol.blames(getattr(detail, "locs", ()), "config"):
                     dropping.reverse()  # the server's 422 names the config
-                for strip, what, instead in dropping:
-                    fallback = strip(message) if outcome is Outcome.REJECTED else None
+                for field, what, instead in dropping:
+                    if outcome is not Outcome.REJECTED:
+                        break
+                    fallback = protocol.create_run_without(message, field)
                     if fallback is None:
                         continue
                     warn(f"the server refused this run's {what} ({detail}); {instead}")
                     spool.rewrite(fallback)
                     message = fallback
-                    outcome, detail = self.transport.send(message)
+                    outcome, detail = self._transport.send(message)
                 if outcome is Outcome.SENT:
                     spool.done(message)
                 elif outcome is Outcome.REJECTED:
-                    self.rejected += 1
+                    self._rejected += 1
                     kept = spool.reject(message, detail)
                     warn(f"the server refused a batch ({detail}); it is kept in {kept}")
                 else:
                     self._backoff(detail)
                     return False
-            if spool is not self.spool:
+            if spool is not self._spool:
                 spool.remove_if_empty()
-                self.spools.remove(spool)
-        if self.failures:
+                self._spools.remove(spool)
+        if self._failures:
             warn("the server is reachable again; spooled data has been sent")
-        self.failures = 0
-        self.next_try = 0.0
+        self._failures = 0
+        self._next_try = 0.0
         return True
 
     def _backoff(self, detail: str) -> None:
-        if self.failures == 0:
-            warn(f"cannot reach the server ({detail}); spooling to {self.spool.dir} "
+        if self._failures == 0:
+            warn(f"cannot reach the server ({detail}); spooling to {self._spool.dir} "
                  "and retrying in the background")
-        self.failures += 1
-        self.last_error = detail
-        delay = min(MAX_BACKOFF_S, 0.25 * 2 ** min(self.failures, 10))
-        self.next_try = time.monotonic() + delay * random.uniform(0.5, 1.5)
+        self._failures += 1
+        self._last_error = detail
+        delay = min(MAX_BACKOFF_S, 0.25 * 2 ** min(self._failures, 10))
+        self._next_try = time.monotonic() + delay * random.uniform(0.5, 1.5)
 
     # -- closing ---------------------------------------------------------------------------
 
     def close(self, final: list[Message], timeout: float) -> None:
         """Build and send everything left, for at most timeout seconds."""
-        with self.build_lock:
-            self.final_messages = list(final)
-        self.close_deadline = time.monotonic() + timeout
-        self.closing = True
-        self.wake.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout)
-        if self.thread.is_alive():
+        with self._build_lock:
+            self._final_messages = list(final)
+        self._close_deadline = time.monotonic() + timeout
+        self._closing = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._thread.is_alive():
             # Out of time: make sure what is still queued at least reaches the spool.
-            if self.build_lock.acquire(timeout=5.0):  # bounded: the thread may be stuck
+            if self._build_lock.acquire(timeout=5.0):  # bounded: the thread may be stuck
                 try:
                     self._build_locked()  # what is still queued, then the finish
                     self._spool_final_messages()
                 finally:
-                    self.build_lock.release()
+                    self._build_lock.release()
         else:
             self.build()  # anything logged after the thread's last build
+        if self._recorder is not None:
+            self._recorder.close()
 
-
-def _without_rules(message: Message) -> Message | None:
-    """The run-create request without its rule settings, or None if it is not one that has any."""
-    return _without(message, "rules")
-
-
-def _without_config(message: Message) -> Message | None:
-    """The run-create request without its config, or None if it is not one that has any."""
-    return _without(message, "config")
-
-
-def _without(message: Message, field: str) -> Message | None:
-    if message.method != "POST" or message.path != "/api/v1/runs":
-        return None
-    try:
-        body = json.loads(message.body)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or not body.pop(field, None):
-        return None
-    return Message(method=message.method, path=message.path, body=json.dumps(body).encode(),
-                   params=message.params, headers=message.headers, file=message.file)

@@ -1,4 +1,6 @@
-"""Everything that touches tensors. torch is imported lazily: the client works without it.
+"""Tensor summaries and their read-back: what ``run.log`` makes of a tensor on its device, and
+how the sender thread brings the values to the host. torch is imported lazily: the client works
+without it. PNG grids are in trainer_client.images, gradient norms in trainer_client.grad_norms.
 
 Nothing here forces a host sync in the training thread. Summaries are launched on the tensor's
 own device; values come back to the host in the sender thread, in one copy per device per flush,
@@ -7,7 +9,6 @@ through pinned memory and a CUDA event that is polled (not waited on with a bloc
 
 from __future__ import annotations
 
-import io
 import math
 import sys
 import time
@@ -104,144 +105,3 @@ def materialise(tensors: list, deadline: float) -> list[float] | None:
             chunks[i] = values[pos:pos + sizes[i]]
             pos += sizes[i]
     return [v for chunk in chunks for v in chunk]
-
-
-def image_grid_png(batch, *, nrow: int | None = None, padding: int = 2,
-                   compress_level: int = 1) -> bytes | None:
-    """A PNG grid of an image batch (N, C, H, W) or (N, H, W) on the CPU; None if not images.
-
-    Values in [-1, 1] (tanh output) map to [0, 255]; values in [0, 1] scale by 255; anything else
-    is min-max normalised. compress_level 1 keeps encoding cheap (it runs in the sender thread).
-    """
-    import numpy as np
-    from PIL import Image
-
-    x = batch.detach().float().cpu().numpy() if is_tensor(batch) else np.asarray(batch, "float32")
-    if x.ndim == 2 and x.shape[1] == 2:
-        return scatter_png(x, compress_level=compress_level)
-    if x.ndim == 3:
-        x = x[:, None]
-    if x.ndim != 4 or x.shape[0] == 0:
-        return None
-    n, c, h, w = x.shape
-    if c not in (1, 3):
-        x = x[:, :3] if c > 3 else x[:, :1]
-        c = x.shape[1]
-    finite = np.isfinite(x)
-    lo = float(x[finite].min()) if finite.any() else 0.0
-    hi = float(x[finite].max()) if finite.any() else 1.0
-    if lo >= -1.0 - 1e-3 and hi <= 1.0 + 1e-3 and lo < 0:
-        x = (x + 1.0) / 2.0
-    elif not (lo >= 0.0 and hi <= 1.0):
-        x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-    x = np.nan_to_num(np.clip(x, 0.0, 1.0), nan=0.0)
-    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
-    ncol = int(math.ceil(n / nrow))
-    grid = np.zeros((c, ncol * (h + padding) + padding, nrow * (w + padding) + padding), "float32")
-    for i in range(n):
-        r, col = divmod(i, nrow)
-        top, left = padding + r * (h + padding), padding + col * (w + padding)
-        grid[:, top:top + h, left:left + w] = x[i]
-    pixels = (grid * 255.0 + 0.5).astype("uint8")
-    image = Image.fromarray(pixels[0] if c == 1 else pixels.transpose(1, 2, 0))
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=compress_level)
-    return out.getvalue()
-
-
-def scatter_png(points, size: int = 256, compress_level: int = 1) -> bytes | None:
-    """A batch of 2D points (a GAN on a Gaussian mixture) as a square scatter plot, axes
-    symmetric around 0: where G puts its samples, and which modes it has dropped."""
-    import numpy as np
-    from PIL import Image
-
-    pts = np.asarray(points, dtype="float64")
-    pts = pts[np.isfinite(pts).all(1)]
-    if len(pts) == 0:
-        return None
-    lim = float(np.abs(pts).max()) * 1.1 or 1.0
-    hist, _, _ = np.histogram2d(-pts[:, 1], pts[:, 0], bins=size,
-                                range=[[-lim, lim], [-lim, lim]])
-    pixels = np.full((size, size), 255, dtype="uint8")
-    pixels[size // 2, :] = pixels[:, size // 2] = 220  # the axes, faintly
-    pixels[hist > 0] = 0
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG", compress_level=compress_level)
-    return out.getvalue()
-
-
-def layer_of(param_name: str) -> str:
-    """'main.3.weight' -> 'main.3': a layer is the module that owns the parameter."""
-    head, _, _ = param_name.rpartition(".")
-    return head or param_name
-
-
-class GradNormProbe:
-    """Gradient norms of one network, measured in its optimizer's step pre-hook.
-
-    Measuring at the optimizer step means D's norm is the gradient D is about to apply, not what
-    G's backward pass later leaves in D's parameters. One fused ``_foreach_norm`` over all
-    parameters, then per-layer sums with one ``index_add_``: a handful of kernel launches, no sync.
-    """
-
-    def __init__(self, net: str, optimizer, model=None, every: int = 1, sink=None) -> None:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        names = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
-        layers: list[str] = []
-        param_layer: list[int] = []
-        for i, p in enumerate(params):
-            layer = layer_of(names[id(p)]) if id(p) in names else f"param{i}"
-            if layer not in layers:
-                layers.append(layer)
-            param_layer.append(layers.index(layer))
-        self.net = net
-        self.params = params
-        self.param_layer = param_layer
-        self.keys = [f"grad_norm/{net}"] + [f"grad_norm/{net}/{layer}" for layer in layers]
-        self.n_layers = len(layers)
-        self.every = max(1, int(every))
-        self.sink = sink  # called with (keys, tensor of len(keys) norms)
-        self._index_cache: dict = {}
-        self.handle = optimizer.register_step_pre_hook(self._hook)
-
-    def _index(self, present: tuple, device):
-        """Layer index of each present gradient, made on the device once (no host copy)."""
-        key = (present, device)
-        index = self._index_cache.get(key)
-        if index is None:
-            import torch
-
-            layers = [self.param_layer[i] for i in present]
-            index = torch.cat([torch.full((1,), layer, dtype=torch.long, device=device)
-                               for layer in layers])
-            self._index_cache[key] = index
-        return index
-
-    def measure(self):
-        """(keys, tensor of norms) for the gradients in the parameters now, or None."""
-        import torch
-
-        present = tuple(i for i, p in enumerate(self.params) if p.grad is not None)
-        if not present:
-            return None
-        grads = [self.params[i].grad for i in present]
-        device = grads[0].device
-        with torch.no_grad():
-            norms = torch.stack(torch._foreach_norm(grads)).float()
-            sq = norms * norms
-            per_layer = torch.zeros(self.n_layers, device=device, dtype=sq.dtype)
-            per_layer.index_add_(0, self._index(present, device), sq)
-            return self.keys, torch.cat([sq.sum().reshape(1), per_layer]).sqrt()
-
-    def _hook(self, optimizer, args, kwargs) -> None:
-        try:
-            if self.sink is not None and self.sink.wants_grad_norms(self.every):
-                measured = self.measure()
-                if measured is not None:
-                    self.sink.add_vector(self.net, *measured)
-        except Exception as exc:  # never raise into optimizer.step()
-            if self.sink is not None:
-                self.sink.note_error(f"gradient norm of {self.net}", exc)
-
-    def remove(self) -> None:
-        self.handle.remove()

@@ -29,7 +29,7 @@ from trainer_client.dcgan.tricks import (
     lr_factor,
     sample_z,
 )
-from trainer_client.tensors import image_grid_png
+from trainer_client.images import image_grid_png
 
 PROGRESS_EVERY = 20  # steps between progress-bar updates: each update is a host sync
 
