@@ -14,12 +14,14 @@ from pathlib import Path
 
 import httpx
 
+from trainer_client import protocol
+
 DEMO_RUN_NAME = "demo-dcgan-digits"
 
 
 def _health(url: str) -> dict | None:
     try:
-        response = httpx.get(f"{url}/api/v1/health", timeout=1.0)
+        response = httpx.get(url + protocol.HEALTH, timeout=1.0)
     except httpx.HTTPError:
         return None
     try:
@@ -30,7 +32,7 @@ def _health(url: str) -> dict | None:
 
 def _run_exists(url: str, run_id: str) -> bool:
     try:
-        return httpx.get(f"{url}/api/v1/runs/{run_id}", timeout=10).status_code == 200
+        return httpx.get(url + protocol.run_path(run_id), timeout=10).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -15,13 +15,14 @@ def _fail(text: str) -> int:
 
 
 def _call(args: argparse.Namespace, method: str, path: str, **kwargs) -> httpx.Response | None:
+    from trainer_client.protocol import api_path
     from trainer_client.run import DEFAULT_SERVER  # the one default URL, the client's
 
     server = (args.server or os.environ.get("GANWATCH_URL") or DEFAULT_SERVER).rstrip("/")
     try:
         token = os.environ.get("GANWATCH_TOKEN")  # an admin token, on a server that needs one
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.request(method, f"{server}/api/v1{path}", timeout=30, headers=headers,
+        return httpx.request(method, server + api_path(path), timeout=30, headers=headers,
                              **kwargs)
     except httpx.HTTPError as exc:
         _fail(f"cannot reach the server at {server} ({type(exc).__name__}: {exc})")

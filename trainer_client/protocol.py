@@ -15,6 +15,13 @@ from trainer_client.spool import Message
 
 RUNS = "/api/v1/runs"
 ALERTS = "/api/v1/alerts"
+HEALTH = "/api/v1/health"
+
+
+def api_path(path: str) -> str:
+    """A path under the API's root (``/webhooks/3/test`` -> ``/api/v1/webhooks/3/test``), for
+    the command line's calls that are not the client's own (ganwatch webhook)."""
+    return "/api/v1" + path
 
 JSON = {"Content-Type": "application/json"}
 GZIP_JSON = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
