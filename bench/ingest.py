@@ -1,7 +1,7 @@
 """Points per second one ganwatch server accepts, from 1 and 4 concurrent clients. Printed, not
 asserted.
 
-    .venv/bin/python bench/ingest.py [--requests 40] [--clients 1,4]
+    .venv/bin/python bench/ingest.py [--requests 40] [--clients 1,4] [--source DIR]
     .venv/bin/python bench/ingest.py --database-url postgresql://postgres@127.0.0.1:5432/test
 
 Each request is what the training client sends: a gzip JSON batch of --series series x --steps
@@ -154,6 +154,8 @@ def main() -> None:
                              "temporary directory)")
     parser.add_argument("--replicas", type=int, default=1,
                         help="server processes on the one database, clients spread over them")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="run another checkout's server (a baseline, to compare a change)")
     parser.add_argument("--in-place", action="store_true",
                         help="measure in the --database-url database itself instead of a "
                              "fresh scratch database beside it")
@@ -170,11 +172,12 @@ def main() -> None:
           f"{args.series} series x {args.steps:,} steps = {args.series * args.steps:,} points "
           f"per gzip request, {args.requests} timed requests per client; "
           f"target >= {TARGET:,} points/s")
+    source = {"source": args.source.resolve()} if args.source else {}
     with scratch_database(args.database_url, args.in_place) as database_url, \
             contextlib.ExitStack() as servers:
         if args.replicas > 1 and not database_url:
             parser.error("--replicas needs a --database-url (replicas share one database)")
-        urls = [servers.enter_context(running_server(database_url))
+        urls = [servers.enter_context(running_server(database_url, **source))
                 for _ in range(max(1, args.replicas))]
         print(f"{len(urls)} server process(es) on the database")
         if database_url != args.database_url:
