@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor import rollups
+from monitor.errors import BadRequest, NotFound, RunIdTaken, unknown_alert, unknown_run
 from monitor.models import Alert, AlertEvent, IngestedBatch, Point, Run, Sample, Series, utcnow
 from monitor.notify import notify_run
 from monitor.rules.config import validate_overrides
@@ -20,24 +21,6 @@ from monitor.rules.engine import Fresh, evaluate_on_ingest, lock_run, resolve_st
 from monitor.schemas import PointsBatch, RunCreate
 
 POINTS = Point.__table__
-
-
-class NotFound(Exception):
-    """The thing asked for does not exist; the message says which."""
-
-
-class BadRequest(Exception):
-    """A request that is well-formed JSON but asks for something invalid (422)."""
-
-
-class RunIdTaken(Exception):
-    """``POST /runs`` with the id of a run of another project: refused before anything changed.
-    ``project`` is the run's, for a caller who may see it (an admin); the API's answer to a
-    project's token does not name it (monitor/api/routes/runs.py)."""
-
-    def __init__(self, run_id: str, project: str) -> None:
-        super().__init__(run_id)
-        self.run_id, self.project = run_id, project
 
 
 @dataclass
@@ -53,17 +36,6 @@ class SeriesData:
 
 def new_run_id() -> str:
     return secrets.token_hex(8)
-
-
-def unknown_run(run_id: str) -> NotFound:
-    """The 404 of a run that does not exist, and (monitor/auth.py) of a run of another project
-    than the token's: the same words, so that no answer tells which ids exist elsewhere."""
-    return NotFound(f"unknown run '{run_id}'")
-
-
-def unknown_alert(alert_id: int) -> NotFound:
-    """As ``unknown_run``, for alerts."""
-    return NotFound(f"unknown alert {alert_id}")
 
 
 def get_run(*, session: Session, run_id: str) -> Run:

@@ -27,6 +27,7 @@ from monitor.metrics import count_transition
 from monitor.models import Alert, AlertEvent, Point, RuleState, Run, Series, utcnow
 from monitor.rules.config import effective_params
 from monitor.rules.core import Finding, SeriesView, Window
+from monitor.rules.evaluate import cadence, evaluation_steps
 from monitor.rules.library import INHIBITED_BY_NON_FINITE, POINT_RULES, RULES, stalled
 from monitor.rules.lifecycle import ESCALATED, FIRING, RESOLVED, State, advance
 from monitor.schemas import stored_safe
@@ -34,7 +35,6 @@ from monitor.webhooks.outbox import Outbox
 
 log = logging.getLogger("ganwatch.rules")
 
-MAX_EVALUATIONS = 16
 STATE_FIELDS = ("status", "pending_since", "fired_step", "clear_since", "resolved_step",
                 "severity", "last_step")
 
@@ -55,16 +55,6 @@ def lock_run(session: Session, run_id: str) -> Run | None:
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(key_share=True)
     return session.scalars(query.execution_options(populate_existing=True)).first()
-
-
-def evaluation_steps(steps: list[int], limit: int = MAX_EVALUATIONS) -> list[int]:
-    """At most ``limit`` of the (sorted, distinct) steps, evenly spaced, always the last."""
-    if len(steps) <= limit:
-        return steps
-    stride = len(steps) / limit
-    picked = {steps[min(len(steps) - 1, int(round((i + 1) * stride)) - 1)] for i in range(limit)}
-    picked.add(steps[-1])
-    return sorted(picked)
 
 
 class Evaluator:
@@ -152,7 +142,7 @@ class Evaluator:
                 end = bisect.bisect_right(view.steps, t)
                 if end:
                     views[key] = SeriesView(view.steps[:end], view.values[:end])
-            window = Window(step=t, series=views, previous_step=previous)
+            window = Window(step=t, series=views, previous_step=previous, run_id=self.run.id)
             inhibited = self._state("non_finite", "").status == "firing"
             for name in active:
                 if inhibited and name in INHIBITED_BY_NON_FINITE:
@@ -168,8 +158,7 @@ class Evaluator:
         self.run.evaluated_step = todo[-1]
 
     def cadence(self, name: str) -> int:
-        params = self.params[name]
-        return max(1, int(params["every"]) or int(params.get("window", 1)) // 20)
+        return cadence(self.params[name])
 
     def _evaluate(self, name: str, window: Window, t: int) -> None:
         rule, params = RULES[name], self.params[name]
@@ -187,17 +176,14 @@ class Evaluator:
         for subject in subjects:
             finding = None
             if t >= int(params["warmup"]):
-                window.subject = subject
                 try:
-                    finding = rule.check(window, params)
+                    finding = rule.check(window.for_subject(subject), params)
                 except Exception as exc:  # the rule watches nothing: say so, as an alert
-                    window.subject = ""
                     self.rule_failed(name, exc, t)
                     return
             if finding is None and (name, subject) not in self.rows:
                 continue  # inactive and still clear: nothing to store
             self.step_rule(name, subject, finding, t)
-        window.subject = ""
         self.rule_worked(name, t)
 
     def rule_failed(self, name: str, exc: Exception, t: int) -> None:
@@ -345,9 +331,9 @@ def sweep_stalled(session: Session, *, now: datetime | None = None) -> int:
             session.rollback()
             continue
         evaluator = Evaluator(session, run)
-        params = dict(evaluator.params["stalled"])
-        params["silent_for"] = (now - run.last_point_at).total_seconds()
-        finding = stalled(Window(step=run.last_step or 0, series={}), params)
+        finding = stalled(Window(step=run.last_step or 0, series={}, run_id=run.id,
+                                 silent_for=(now - run.last_point_at).total_seconds()),
+                          evaluator.params["stalled"])
         state = evaluator._state("stalled", "")
         if finding is not None and state.status != "firing":
             evaluator.step_rule("stalled", "", finding, run.last_step or 0)
