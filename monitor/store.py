@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor import rollups
+from monitor.db import is_postgres
 from monitor.errors import BadRequest, NotFound, RunIdTaken, unknown_alert, unknown_run
 from monitor.models import Alert, AlertEvent, IngestedBatch, Point, Run, Sample, Series, utcnow
 from monitor.notify import notify_run
@@ -131,8 +132,7 @@ def _claim_batch(*, session: Session, run_id: str, batch_id: str, kind: str, n_p
     An ``INSERT ... ON CONFLICT DO NOTHING``, not a savepoint: on SQLite a savepoint opened
     before the transaction's first write *is* the transaction, and releasing it commits, so
     the id would be stored even if the batch were then refused or the process died."""
-    insert_fn = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert
+    insert_fn = postgresql.insert if is_postgres(session) else sqlite.insert
     table = IngestedBatch.__table__
     claimed = session.execute(insert_fn(table).values(
         batch_id=batch_id, run_id=run_id, kind=kind, n_points=n_points,
@@ -155,8 +155,7 @@ def _series_ids(*, session: Session, run_id: str, keys: list[str],
                              f"{len(missing)}; the limit is {max_series} series per run "
                              "(GANWATCH_MAX_SERIES_PER_RUN); nothing of the batch was stored")
     if missing:
-        dialect = session.get_bind().dialect.name
-        insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert_fn = postgresql.insert if is_postgres(session) else sqlite.insert
         stmt = insert_fn(Series.__table__).on_conflict_do_nothing(
             index_elements=["run_id", "key"])
         session.execute(stmt, [{"run_id": run_id, "key": k} for k in missing])
@@ -171,7 +170,7 @@ def _touch_run(*, session: Session, run_id: str, last_step: int | None) -> None:
     if last_step is not None:
         values["last_point_at"] = values["updated_at"]
         # SQLite spells the two-argument maximum max(); PostgreSQL spells it greatest().
-        greatest = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
+        greatest = func.greatest if is_postgres(session) else func.max
         values["last_step"] = greatest(func.coalesce(Run.last_step, last_step), last_step)
     session.execute(update(Run).where(Run.id == run_id).values(**values))
 
@@ -222,7 +221,7 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
 
 
 def _insert_points(session: Session, rows: list[tuple]) -> None:
-    if session.get_bind().dialect.name == "sqlite":
+    if not is_postgres(session):
         # the driver's executemany: SQLAlchemy's per-row parameter handling costs as much as
         # SQLite's insert itself
         session.connection().exec_driver_sql(

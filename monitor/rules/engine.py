@@ -23,6 +23,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.db import is_postgres
 from monitor.metrics import count_transition
 from monitor.models import Alert, AlertEvent, Point, RuleState, Run, Series, utcnow
 from monitor.rules.config import effective_params
@@ -52,7 +53,7 @@ def lock_run(session: Session, run_id: str) -> Run | None:
     which serialises the run's writers and evaluations but not the foreign-key checks of rows
     that point at the run (those take KEY SHARE; FOR UPDATE would deadlock with them)."""
     query = select(Run).where(Run.id == run_id)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         query = query.with_for_update(key_share=True)
     return session.scalars(query.execution_options(populate_existing=True)).first()
 
