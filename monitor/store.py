@@ -18,7 +18,6 @@ from monitor.errors import BadRequest, NotFound, RunIdTaken, unknown_alert, unkn
 from monitor.models import Alert, AlertEvent, IngestedBatch, Point, Run, Sample, Series, utcnow
 from monitor.notify import notify_run
 from monitor.rules.config import validate_overrides
-from monitor.rules.engine import Fresh, evaluate_on_ingest, lock_run, resolve_stalled
 from monitor.schemas import PointsBatch, RunCreate
 
 POINTS = Point.__table__
@@ -85,18 +84,6 @@ def create_or_resume_run(*, session: Session, run_create: RunCreate,
             raise RunIdTaken(existing.id, existing.project) from None
         return existing, False
     return run, True
-
-
-def finish_run(*, session: Session, run_id: str) -> Run:
-    """Mark a run finished (idempotent)."""
-    run = get_run(session=session, run_id=run_id)
-    if run.status != "finished":
-        run.status = "finished"
-        run.finished_at = utcnow()
-        run.updated_at = run.finished_at
-        resolve_stalled(session, run=run)
-        session.commit()
-    return run
 
 
 def list_runs(*, session: Session, name: str | None, limit: int, offset: int,
@@ -175,21 +162,29 @@ def _touch_run(*, session: Session, run_id: str, last_step: int | None) -> None:
     session.execute(update(Run).where(Run.id == run_id).values(**values))
 
 
-def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
-                  max_series: int | None = None) -> tuple[int, bool]:
-    """Store a columnar batch in one transaction; returns (points stored, was it a duplicate).
+@dataclass
+class StoredBatch:
+    """What ``store_batch`` stored: the points' count, their steps, the run's last step
+    before them, and the batch's values by key (None for NaN), for evaluation from memory."""
 
-    On PostgreSQL the run's row is locked first: batches of one run (through any replica)
-    are stored and evaluated one at a time, and always take their locks in the same order."""
-    run = lock_run(session, run_id)
-    if run is None:
-        raise unknown_run(run_id)
+    n_points: int
+    steps: set[int]
+    stored_up_to: int | None
+    values: dict[str, tuple[list[int], list[float | None]]]
+
+
+def store_batch(*, session: Session, run: Run, batch: PointsBatch,
+                max_series: int | None = None) -> StoredBatch | None:
+    """Store a columnar batch in the open transaction (the run's row locked by the caller):
+    claims its id, makes its series, inserts its points, upserts the rollups and touches the
+    run. None (and the transaction rolled back) if the batch was stored before."""
+    run_id = run.id
     stored_up_to = run.last_step
     n_points = sum(len(cols.steps) for cols in batch.series.values())
     if not _claim_batch(session=session, run_id=run_id, batch_id=batch.batch_id, kind="points",
                         n_points=n_points):
         session.rollback()
-        return 0, True
+        return None
     ids = _series_ids(session=session, run_id=run_id, keys=list(batch.series),
                       max_series=max_series)
     now = time.time()
@@ -209,15 +204,8 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
         rollups.upsert(session, rollups.aggregate(rows))
     _touch_run(session=session, run_id=run_id, last_step=last_step)
     steps = {s for cols in batch.series.values() for s in cols.steps}
-    fresh = None
-    if steps and (stored_up_to is None or stored_up_to < min(steps)):
-        # in order (the usual case): evaluation takes this batch from memory
-        fresh = Fresh(lo=min(steps), series={
-            key: (cols.steps, values[key]) for key, cols in batch.series.items()})
-    evaluate_on_ingest(session, run_id=run_id, steps=list(steps), fresh=fresh)
-    notify_run(session, run_id)  # live streams on every replica, at commit
-    session.commit()
-    return n_points, False
+    return StoredBatch(n_points=n_points, steps=steps, stored_up_to=stored_up_to, values={
+        key: (cols.steps, values[key]) for key, cols in batch.series.items()})
 
 
 def _insert_points(session: Session, rows: list[tuple]) -> None:

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from monitor import store
+from monitor import ingest, store
 from monitor.api.deps import PrincipalDep, SessionDep
 from monitor.auth import forbidden
 from monitor.models import Run
@@ -87,4 +87,4 @@ def read_run(session: SessionDep, run_id: str) -> RunPublic:
 @router.post("/{run_id}/finish", response_model=RunPublic)
 def finish_run(session: SessionDep, run_id: str) -> RunPublic:
     """Mark a run finished (the client does this at exit); finishing twice is harmless."""
-    return one_run(session, store.finish_run(session=session, run_id=run_id))
+    return one_run(session, ingest.finish_run(session=session, run_id=run_id))
