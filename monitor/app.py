@@ -30,8 +30,8 @@ from monitor.api.routes import (
 from monitor.db import make_engine, make_sessionmaker
 from monitor.guard import GuardMiddleware
 from monitor.gzip_request import GzipRequestMiddleware
+from monitor.ingest import sweep_stalled
 from monitor.notify import Listener
-from monitor.rules.engine import sweep_stalled
 from monitor.schemas import ErrorPublic, json_safe, shown, text_fault
 from monitor.settings import Settings
 from monitor.webhooks.outbox import install_handoff

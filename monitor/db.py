@@ -32,6 +32,14 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def is_postgres(bind) -> bool:
+    """Whether ``bind`` (an engine, a connection, a session or a dialect) talks to PostgreSQL:
+    one place that asks which database this is (the other is SQLite)."""
+    if isinstance(bind, Session):
+        bind = bind.get_bind()
+    return getattr(bind, "dialect", bind).name == "postgresql"
+
+
 def make_sessionmaker(engine: Engine, public_url: str = "") -> sessionmaker[Session]:
     """Sessions carry the server's public URL (``session.info``) for links in webhook bodies."""
     return sessionmaker(engine, expire_on_commit=False, info={"public_url": public_url})

@@ -16,6 +16,8 @@ from collections import defaultdict
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from monitor.db import is_postgres
+
 log = logging.getLogger("ganwatch.notify")
 CHANNEL = "ganwatch"
 
@@ -23,7 +25,7 @@ CHANNEL = "ganwatch"
 def notify_run(session: Session, run_id: str) -> None:
     """Queue a wake-up for ``run_id``'s streams; PostgreSQL sends it when the transaction
     commits (and drops it if it rolls back). Nothing to do on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         session.execute(text("SELECT pg_notify(:channel, :run_id)"),
                         {"channel": CHANNEL, "run_id": run_id})
 

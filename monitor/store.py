@@ -13,31 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor import rollups
+from monitor.db import is_postgres
+from monitor.errors import BadRequest, NotFound, RunIdTaken, unknown_alert, unknown_run
 from monitor.models import Alert, AlertEvent, IngestedBatch, Point, Run, Sample, Series, utcnow
 from monitor.notify import notify_run
 from monitor.rules.config import validate_overrides
-from monitor.rules.engine import Fresh, evaluate_on_ingest, lock_run, resolve_stalled
 from monitor.schemas import PointsBatch, RunCreate
 
 POINTS = Point.__table__
-
-
-class NotFound(Exception):
-    """The thing asked for does not exist; the message says which."""
-
-
-class BadRequest(Exception):
-    """A request that is well-formed JSON but asks for something invalid (422)."""
-
-
-class RunIdTaken(Exception):
-    """``POST /runs`` with the id of a run of another project: refused before anything changed.
-    ``project`` is the run's, for a caller who may see it (an admin); the API's answer to a
-    project's token does not name it (monitor/api/routes/runs.py)."""
-
-    def __init__(self, run_id: str, project: str) -> None:
-        super().__init__(run_id)
-        self.run_id, self.project = run_id, project
 
 
 @dataclass
@@ -53,17 +36,6 @@ class SeriesData:
 
 def new_run_id() -> str:
     return secrets.token_hex(8)
-
-
-def unknown_run(run_id: str) -> NotFound:
-    """The 404 of a run that does not exist, and (monitor/auth.py) of a run of another project
-    than the token's: the same words, so that no answer tells which ids exist elsewhere."""
-    return NotFound(f"unknown run '{run_id}'")
-
-
-def unknown_alert(alert_id: int) -> NotFound:
-    """As ``unknown_run``, for alerts."""
-    return NotFound(f"unknown alert {alert_id}")
 
 
 def get_run(*, session: Session, run_id: str) -> Run:
@@ -114,18 +86,6 @@ def create_or_resume_run(*, session: Session, run_create: RunCreate,
     return run, True
 
 
-def finish_run(*, session: Session, run_id: str) -> Run:
-    """Mark a run finished (idempotent)."""
-    run = get_run(session=session, run_id=run_id)
-    if run.status != "finished":
-        run.status = "finished"
-        run.finished_at = utcnow()
-        run.updated_at = run.finished_at
-        resolve_stalled(session, run=run)
-        session.commit()
-    return run
-
-
 def list_runs(*, session: Session, name: str | None, limit: int, offset: int,
               project: str | None = None) -> tuple[list[Run], int]:
     """Runs, newest first, optionally only those with a given name (or in a project)."""
@@ -159,8 +119,7 @@ def _claim_batch(*, session: Session, run_id: str, batch_id: str, kind: str, n_p
     An ``INSERT ... ON CONFLICT DO NOTHING``, not a savepoint: on SQLite a savepoint opened
     before the transaction's first write *is* the transaction, and releasing it commits, so
     the id would be stored even if the batch were then refused or the process died."""
-    insert_fn = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert
+    insert_fn = postgresql.insert if is_postgres(session) else sqlite.insert
     table = IngestedBatch.__table__
     claimed = session.execute(insert_fn(table).values(
         batch_id=batch_id, run_id=run_id, kind=kind, n_points=n_points,
@@ -183,8 +142,7 @@ def _series_ids(*, session: Session, run_id: str, keys: list[str],
                              f"{len(missing)}; the limit is {max_series} series per run "
                              "(GANWATCH_MAX_SERIES_PER_RUN); nothing of the batch was stored")
     if missing:
-        dialect = session.get_bind().dialect.name
-        insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert_fn = postgresql.insert if is_postgres(session) else sqlite.insert
         stmt = insert_fn(Series.__table__).on_conflict_do_nothing(
             index_elements=["run_id", "key"])
         session.execute(stmt, [{"run_id": run_id, "key": k} for k in missing])
@@ -199,26 +157,34 @@ def _touch_run(*, session: Session, run_id: str, last_step: int | None) -> None:
     if last_step is not None:
         values["last_point_at"] = values["updated_at"]
         # SQLite spells the two-argument maximum max(); PostgreSQL spells it greatest().
-        greatest = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
+        greatest = func.greatest if is_postgres(session) else func.max
         values["last_step"] = greatest(func.coalesce(Run.last_step, last_step), last_step)
     session.execute(update(Run).where(Run.id == run_id).values(**values))
 
 
-def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
-                  max_series: int | None = None) -> tuple[int, bool]:
-    """Store a columnar batch in one transaction; returns (points stored, was it a duplicate).
+@dataclass
+class StoredBatch:
+    """What ``store_batch`` stored: the points' count, their steps, the run's last step
+    before them, and the batch's values by key (None for NaN), for evaluation from memory."""
 
-    On PostgreSQL the run's row is locked first: batches of one run (through any replica)
-    are stored and evaluated one at a time, and always take their locks in the same order."""
-    run = lock_run(session, run_id)
-    if run is None:
-        raise unknown_run(run_id)
+    n_points: int
+    steps: set[int]
+    stored_up_to: int | None
+    values: dict[str, tuple[list[int], list[float | None]]]
+
+
+def store_batch(*, session: Session, run: Run, batch: PointsBatch,
+                max_series: int | None = None) -> StoredBatch | None:
+    """Store a columnar batch in the open transaction (the run's row locked by the caller):
+    claims its id, makes its series, inserts its points, upserts the rollups and touches the
+    run. None (and the transaction rolled back) if the batch was stored before."""
+    run_id = run.id
     stored_up_to = run.last_step
     n_points = sum(len(cols.steps) for cols in batch.series.values())
     if not _claim_batch(session=session, run_id=run_id, batch_id=batch.batch_id, kind="points",
                         n_points=n_points):
         session.rollback()
-        return 0, True
+        return None
     ids = _series_ids(session=session, run_id=run_id, keys=list(batch.series),
                       max_series=max_series)
     now = time.time()
@@ -238,19 +204,12 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
         rollups.upsert(session, rollups.aggregate(rows))
     _touch_run(session=session, run_id=run_id, last_step=last_step)
     steps = {s for cols in batch.series.values() for s in cols.steps}
-    fresh = None
-    if steps and (stored_up_to is None or stored_up_to < min(steps)):
-        # in order (the usual case): evaluation takes this batch from memory
-        fresh = Fresh(lo=min(steps), series={
-            key: (cols.steps, values[key]) for key, cols in batch.series.items()})
-    evaluate_on_ingest(session, run_id=run_id, steps=list(steps), fresh=fresh)
-    notify_run(session, run_id)  # live streams on every replica, at commit
-    session.commit()
-    return n_points, False
+    return StoredBatch(n_points=n_points, steps=steps, stored_up_to=stored_up_to, values={
+        key: (cols.steps, values[key]) for key, cols in batch.series.items()})
 
 
 def _insert_points(session: Session, rows: list[tuple]) -> None:
-    if session.get_bind().dialect.name == "sqlite":
+    if not is_postgres(session):
         # the driver's executemany: SQLAlchemy's per-row parameter handling costs as much as
         # SQLite's insert itself
         session.connection().exec_driver_sql(

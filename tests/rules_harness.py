@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from monitor import migrate, store
+from monitor import ingest, migrate, store
 from monitor.db import make_engine, make_sessionmaker
 from monitor.models import Alert, AlertEvent
 from monitor.schemas import PointsBatch, RunCreate
@@ -58,8 +58,8 @@ class Store:
 
     def post(self, run_id: str, body: dict) -> tuple[int, bool]:
         with self.sessions() as session:
-            return store.ingest_points(session=session, run_id=run_id,
-                                       batch=PointsBatch.model_validate(body))
+            return ingest.ingest_points(session=session, run_id=run_id,
+                                        batch=PointsBatch.model_validate(body))
 
     def notes(self, run_id: str) -> list[Note]:
         with self.sessions() as session:

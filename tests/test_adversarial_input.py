@@ -30,8 +30,9 @@ from PIL import Image
 from rules_harness import Store
 
 import trainer_client
+from monitor import ingest
 from monitor.rollups import LEVELS
-from monitor.rules import engine, library
+from monitor.rules import library
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
@@ -535,11 +536,11 @@ def test_a_rule_that_fails_to_evaluate_raises_a_rule_error_alert(db, monkeypatch
 
 
 def test_an_evaluation_that_fails_as_a_whole_raises_a_rule_error_alert(db, monkeypatch):
-    def broken(self, *args, **kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("cannot read the window")
 
     run = db.run()
-    monkeypatch.setattr(engine.Evaluator, "load", broken)
+    monkeypatch.setattr(ingest, "load_window", broken)
     db.feed(run, {"d_loss": [0.5] * 10})
     [alert] = [a for a in db.alerts(run) if a.rule == "rule_error"]
     assert alert.status == "firing" and alert.subject == ""

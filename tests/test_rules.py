@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from rules_harness import Note, Store
 
+from monitor.ingest import sweep_stalled
 from monitor.models import utcnow
-from monitor.rules.engine import sweep_stalled
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The pieces every rule shares: the window a rule sees, what it finds, and how a rule is declared.
 
-A rule is a pure function ``(window, params) -> Finding | None``: no database, no clock, no
-state. Everything that needs memory (how long a condition has held, cooldowns, escalation)
+A rule is a pure function ``(window, params) -> Finding | None``: no database, no clock (the
+window carries the time a caller measured), no state.
+Everything that needs memory (how long a condition has held, cooldowns, escalation)
 lives in the alert lifecycle (``monitor.rules.lifecycle``), and its state in the database.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 SEVERITIES = ("warning", "critical")
@@ -57,17 +58,28 @@ class SeriesView:
         return self.steps[i:], self.values[i:]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Window:
-    """What a rule sees: a run's series up to ``step``, and the step of the previous evaluation.
+    """What a rule sees: a run's series up to ``step``, the step of the previous evaluation,
+    and, explicitly, the two things that are not points.
 
-    ``subject`` is set for rules that are evaluated once per subject (a network or a layer).
+    ``subject`` is the network or layer a per-subject rule is evaluated for ("" for the
+    others): the evaluation hands each subject its own view (``for_subject``), never changes
+    a shared window. ``silent_for`` is the clock: seconds since the run's last point, as the
+    caller measured them (0 on ingest, where points have just arrived). ``run_id`` only names
+    the run in log lines.
     """
 
     step: int
     series: dict[str, SeriesView]
     previous_step: int = -1
     subject: str = ""
+    silent_for: float = 0.0
+    run_id: str = ""
+
+    def for_subject(self, subject: str) -> Window:
+        """The same window (its series shared, not copied) for one subject."""
+        return replace(self, subject=subject)
 
     def get(self, key: str) -> SeriesView | None:
         return self.series.get(key)

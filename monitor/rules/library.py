@@ -235,11 +235,11 @@ def vanishing_g_gradient(w: Window, p: dict) -> Finding | None:
 def stalled(w: Window, p: dict) -> Finding | None:
     """Holds while no point has arrived for the declared check-in interval plus grace.
 
-    The engine puts the seconds since the run's last point in ``p["silent_for"]`` (time is not
-    in the window); on ingest it is 0, so new points resolve the alert.
+    The caller measures the seconds since the run's last point (``w.silent_for``); on ingest
+    it is 0, so new points resolve the alert.
     """
     limit = p["checkin_interval"] + p["grace"]
-    silent = p.get("silent_for", 0.0)
+    silent = w.silent_for
     if silent <= limit:
         return None
     return Finding(
@@ -251,8 +251,9 @@ def stalled(w: Window, p: dict) -> Finding | None:
 
 
 def rule_error(w: Window, p: dict) -> Finding | None:
-    """Never holds on a window: the engine raises it, once per rule that failed to evaluate
-    (the subject), with the error, and resolves it when that rule evaluates again."""
+    """Never holds on a window: evaluation (``monitor.rules.evaluate``) raises it, once per
+    rule that failed to evaluate (the subject), with the error, and resolves it when that
+    rule evaluates again."""
     return None
 
 
@@ -377,5 +378,5 @@ RULES: dict[str, Rule] = {r.name: r for r in [
 ]}
 
 # Rules evaluated over points on ingest (stalled is evaluated on a clock instead, rule_error
-# raised by the engine when another rule fails).
+# raised by the evaluation when another rule fails).
 POINT_RULES = tuple(name for name in RULES if name not in ("stalled", "rule_error"))

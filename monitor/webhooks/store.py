@@ -7,9 +7,9 @@ from types import SimpleNamespace
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from monitor.errors import BadRequest, NotFound
 from monitor.models import Delivery, DeliveryAttempt, Webhook, utcnow
 from monitor.schemas import WebhookCreate, WebhookUpdate
-from monitor.store import BadRequest, NotFound
 from monitor.webhooks.outbox import new_delivery, public_url, receiver
 from monitor.webhooks.payloads import facts, render
 from monitor.webhooks.signing import new_secret

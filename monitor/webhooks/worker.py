@@ -30,6 +30,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import __version__, metrics
+from monitor.db import is_postgres
 from monitor.models import Delivery, DeliveryAttempt, Webhook, utcnow
 from monitor.settings import Settings
 from monitor.webhooks.signing import signature_headers
@@ -167,7 +168,7 @@ class DeliveryWorker:
                             Webhook.enabled.is_(True),
                             or_(Delivery.leased_until.is_(None), Delivery.leased_until < now))
                      .order_by(Delivery.id).limit(limit))
-            if session.get_bind().dialect.name == "postgresql":
+            if is_postgres(session):
                 query = query.with_for_update(of=Delivery, skip_locked=True)
             claimed = []
             for delivery, url, secret in session.execute(query).all():

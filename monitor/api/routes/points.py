@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from monitor import metrics, store
+from monitor import ingest, metrics
 from monitor.api.deps import SessionDep, SettingsDep, require
 from monitor.auth import Role
 from monitor.schemas import IngestResult, PointsBatch
@@ -21,8 +21,8 @@ def ingest_points(session: SessionDep, settings: SettingsDep, run_id: str,
                             f"the batch has {n_points} points; the limit is "
                             f"{settings.max_batch_points} per request "
                             "(GANWATCH_MAX_BATCH_POINTS): send it in smaller batches")
-    accepted, duplicate = store.ingest_points(session=session, run_id=run_id, batch=batch,
-                                              max_series=settings.max_series_per_run)
+    accepted, duplicate = ingest.ingest_points(session=session, run_id=run_id, batch=batch,
+                                               max_series=settings.max_series_per_run)
     metrics.POINTS.inc(accepted)
     metrics.BATCHES.labels("duplicate" if duplicate else "stored").inc()
     return IngestResult(batch_id=batch.batch_id, accepted=accepted, duplicate=duplicate)

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
-from monitor import store
+from monitor import ingest, store
 from monitor.api.deps import PrincipalDep, SessionDep, require
 from monitor.auth import Role, forbidden
 from monitor.models import Run
@@ -89,4 +89,4 @@ def read_run(session: SessionDep, run_id: str) -> RunPublic:
              dependencies=[Depends(require(Role.ingest))])
 def finish_run(session: SessionDep, run_id: str) -> RunPublic:
     """Mark a run finished (the client does this at exit); finishing twice is harmless."""
-    return one_run(session, store.finish_run(session=session, run_id=run_id))
+    return one_run(session, ingest.finish_run(session=session, run_id=run_id))
