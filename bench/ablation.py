@@ -27,12 +27,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 
-from trainer_client.dcgan.config import (
-    POINT_DATASETS,
-    OneLineParser,
-    TrainConfig,
-    field_type,
-)
+from trainer_client.cli import OneLineParser
+from trainer_client.dcgan.config import POINT_DATASETS, TrainConfig, field_type
 from trainer_client.dcgan.train import Trainer
 from trainer_client.dcgan.tricks import instance_noise_std
 

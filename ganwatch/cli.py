@@ -6,11 +6,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from trainer_client.cli import PROG, OneLineParser, fail
+from trainer_client.run import DEFAULT_SERVER  # the one default URL, the client's
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not a usage dump
-        self.exit(2, f"ganwatch: error: {message} (see --help)\n")
+DEFAULT_PORT = urlsplit(DEFAULT_SERVER).port  # where `ganwatch demo` serves, unless --port
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -27,8 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings = Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        print(f"ganwatch: error: setting {'.'.join(map(str, first['loc']))}: {first['msg']}",
-              file=sys.stderr)
+        fail(PROG, f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
         return 2
     print(f"ganwatch: dashboard at http://{_url_host(settings.host)}:{settings.port}/", flush=True)
     try:
@@ -37,7 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
                     # open live streams end at once rather than hold a shutdown
                     timeout_graceful_shutdown=2)
     except Exception as exc:
-        print(f"ganwatch: error: the server stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        fail(PROG, f"the server stopped: {type(exc).__name__}: {exc}")
         return 1
     return 0
 
@@ -58,11 +58,11 @@ def _replay(args: argparse.Namespace) -> int:
         try:
             rules = json.loads(args.rules)
         except ValueError as exc:
-            print(f"ganwatch: error: --rules is not JSON ({exc.msg})", file=sys.stderr)
+            fail(PROG, f"--rules is not JSON ({exc.msg})")
             return 2
         if not isinstance(rules, dict):
-            print('ganwatch: error: --rules must be a JSON object, e.g. '
-                  '\'{"mode_collapse": {"threshold": 0.3}}\'', file=sys.stderr)
+            fail(PROG, '--rules must be a JSON object, e.g. '
+                       '\'{"mode_collapse": {"threshold": 0.3}}\'')
             return 2
     return replay(Path(args.path), server=args.server or os.environ.get("GANWATCH_URL"),
                   name=args.name, rules=rules)
@@ -111,7 +111,7 @@ def _token(args: argparse.Namespace) -> int:
                     row, token = auth.create_token(session, project=args.project or "",
                                                    scope=args.scope, name=args.name or "")
                 except ValueError as exc:
-                    print(f"ganwatch: error: {exc}", file=sys.stderr)
+                    fail(PROG, str(exc))
                     return 2
                 print(token)
                 print(f"ganwatch: token {row.id} ({row.scope}, project {row.project}): shown "
@@ -128,12 +128,11 @@ def _token(args: argparse.Namespace) -> int:
             else:
                 row = auth.revoke_token(session, args.id)
                 if row is None:
-                    print(f"ganwatch: error: no token {args.id}", file=sys.stderr)
+                    fail(PROG, f"no token {args.id}")
                     return 1
                 print(f"ganwatch: token {row.id} revoked")
     except SQLAlchemyError as exc:
-        print(f"ganwatch: error: {engine.url.render_as_string()}: {str(exc).splitlines()[0]}",
-              file=sys.stderr)
+        fail(PROG, f"{engine.url.render_as_string()}: {str(exc).splitlines()[0]}")
         return 1
     finally:
         engine.dispose()
@@ -151,8 +150,8 @@ def _migrate(args: argparse.Namespace) -> int:
     try:
         migrate.upgrade(engine)
     except SQLAlchemyError as exc:
-        print(f"ganwatch: error: could not migrate {engine.url.render_as_string()}: "
-              f"{str(exc).splitlines()[0]}", file=sys.stderr)
+        fail(PROG, f"could not migrate {engine.url.render_as_string()}: "
+                   f"{str(exc).splitlines()[0]}")
         return 1
     finally:
         engine.dispose()
@@ -161,12 +160,13 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="ganwatch", description="Training-health diagnostics for GANs.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog=PROG, description="Training-health diagnostics for GANs.",
+                           hint=" (see --help)")
+    sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the server and dashboard")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1; GANWATCH_HOST)")
-    serve.add_argument("--port", type=int, help="port (default 8765; GANWATCH_PORT)")
+    serve.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT}; GANWATCH_PORT)")
     serve.add_argument("--data-dir", help="where the SQLite file lives (default .ganwatch)")
     serve.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db")
     serve.add_argument("--access-log", action="store_true", help="log every request")
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     token = sub.add_parser("token", help="API tokens: create, list, revoke (on the server's "
                                          "machine, against its database)")
-    token_sub = token.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    token_sub = token.add_subparsers(dest="action", required=True)
     create = token_sub.add_parser("create", help="make a token; it is printed once")
     create.add_argument("--scope", choices=("ingest", "read", "admin"), required=True)
     create.add_argument("--project", help="the project it may use (ingest and read tokens)")
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(func=_token)
 
     demo = sub.add_parser("demo", help="start a server and stream a short GAN training to it")
-    demo.add_argument("--port", type=int, default=8765)
+    demo.add_argument("--port", type=int, default=DEFAULT_PORT)
     demo.add_argument("--data-dir", default=".ganwatch-demo")
     demo.add_argument("--steps", type=int, default=600)
     demo.add_argument("--exit", action="store_true", help="stop the server when training ends")
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                        "what a client left in its spool (a directory)")
     replay.add_argument("path", help="a record file (from --record / init(record=...)), a "
                                      "run's spool directory, or the spool root")
-    replay.add_argument("--server", help="server URL (default GANWATCH_URL or 127.0.0.1:8765)")
+    replay.add_argument("--server", help=f"server URL (default GANWATCH_URL or {DEFAULT_SERVER})")
     replay.add_argument("--name", help="name of the replayed run (default: the record's)")
     replay.add_argument("--rules", help='rule settings as JSON, e.g. \'{"d_loss_spikes": '
                                         'false}\' (as in trainer_client.init(rules=...))')

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from trainer_client import protocol
+from trainer_client.cli import PROG, fail
 
 DEMO_RUN_NAME = "demo-dcgan-digits"
 
@@ -49,8 +50,8 @@ def run_demo(*, port: int, data_dir: Path, steps: int, keep_serving: bool) -> in
     server = None
     if _port_taken(port):
         if _health(url) is None:
-            print(f"ganwatch: error: port {port} is taken by something that is not a ganwatch "
-                  "server; pass --port", file=sys.stderr)
+            fail(PROG, f"port {port} is taken by something that is not a ganwatch server; "
+                       "pass --port")
             return 2
         print(f"ganwatch: using the server already running at {url}", flush=True)
     else:
@@ -59,8 +60,7 @@ def run_demo(*, port: int, data_dir: Path, steps: int, keep_serving: bool) -> in
         deadline = time.monotonic() + 60
         while _health(url) is None:
             if server.poll() is not None or time.monotonic() > deadline:
-                print("ganwatch: error: the server did not start; see its output above",
-                      file=sys.stderr)
+                fail(PROG, "the server did not start; see its output above")
                 _stop(server)
                 return 1
             time.sleep(0.1)  # waiting for the server to answer, bounded by the deadline

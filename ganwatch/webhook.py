@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import httpx
 
-
-def _fail(text: str) -> int:
-    print(f"ganwatch: error: {text}", file=sys.stderr)
-    return 1
+from trainer_client.cli import PROG, fail
+from trainer_client.protocol import api_path
+from trainer_client.run import DEFAULT_SERVER  # the one default URL, the client's
 
 
 def _call(args: argparse.Namespace, method: str, path: str, **kwargs) -> httpx.Response | None:
-    from trainer_client.protocol import api_path
-    from trainer_client.run import DEFAULT_SERVER  # the one default URL, the client's
-
     server = (args.server or os.environ.get("GANWATCH_URL") or DEFAULT_SERVER).rstrip("/")
     try:
         token = os.environ.get("GANWATCH_TOKEN")  # an admin token, on a server that needs one
@@ -25,7 +20,7 @@ def _call(args: argparse.Namespace, method: str, path: str, **kwargs) -> httpx.R
         return httpx.request(method, server + api_path(path), timeout=30, headers=headers,
                              **kwargs)
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach the server at {server} ({type(exc).__name__}: {exc})")
+        fail(PROG, f"cannot reach the server at {server} ({type(exc).__name__}: {exc})")
         return None
 
 
@@ -41,7 +36,7 @@ def _ok(response: httpx.Response | None) -> bool:
     if isinstance(detail, list):  # a validation error: say which field and why
         detail = "; ".join(f"{'.'.join(map(str, d.get('loc', [])[1:]))}: {d.get('msg')}"
                            for d in detail)
-    _fail(f"{detail} (HTTP {response.status_code})")
+    fail(PROG, f"{detail} (HTTP {response.status_code})")
     return False
 
 
@@ -111,12 +106,11 @@ def _log(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     webhook = sub.add_parser("webhook", help="manage webhook subscriptions of a server")
-    commands = webhook.add_subparsers(dest="webhook_command", required=True,
-                                      parser_class=type(webhook))
+    commands = webhook.add_subparsers(dest="webhook_command", required=True)
 
     def command(name: str, func, help_text: str):
         p = commands.add_parser(name, help=help_text)
-        p.add_argument("--server", help="server URL (default GANWATCH_URL or 127.0.0.1:8765)")
+        p.add_argument("--server", help=f"server URL (default GANWATCH_URL or {DEFAULT_SERVER})")
         p.set_defaults(func=func)
         return p
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from trainer_client import protocol
+from trainer_client.cli import PROG, fail
 from trainer_client.record import RecordError, read_record
 from trainer_client.run import DEFAULT_SERVER
 from trainer_client.spool import Message, Spool, read_message
@@ -20,7 +21,7 @@ SEND_ATTEMPTS = 6  # a request the server could not take (5xx, network) is tried
 
 
 def error(text: str) -> None:
-    print(f"ganwatch: error: {text}", file=sys.stderr)
+    fail(PROG, text)
 
 
 def replay(path: Path, server: str | None = None, **options) -> int:
@@ -58,9 +59,8 @@ def replay(path: Path, server: str | None = None, **options) -> int:
                     spool.reject(message, detail)
                     refused += 1
                 else:
-                    print(f"ganwatch: error: the server did not take {file.name} ({detail}); "
-                          f"{len(spool.pending_files())} batches are still in {directory}",
-                          file=sys.stderr)
+                    error(f"the server did not take {file.name} ({detail}); "
+                          f"{len(spool.pending_files())} batches are still in {directory}")
                     return 1
             spool.remove_if_empty()
             spool.unlock()

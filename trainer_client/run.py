@@ -302,7 +302,7 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
          exit_timeout: float | None = None, rules: dict | None = None,
          checkin_interval: float | None = None, record: str | Path | None = None,
          offline: bool = False) -> Run | DisabledRun:
-    """Start streaming a run to the ganwatch server (``GANWATCH_URL``, default 127.0.0.1:8765).
+    """Start streaming a run to the ganwatch server (``GANWATCH_URL``, default ``DEFAULT_SERVER``).
 
     ``models`` and ``optimizers`` map a network's name ("G", "D") to its module and optimizer:
     gradient norms are then measured at every optimizer step. ``run_id`` (or GANWATCH_RUN_ID)

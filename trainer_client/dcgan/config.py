@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from dataclasses import dataclass, field
+
+from trainer_client.cli import OneLineParser, fail
+
+PROG = "python -m trainer_client.dcgan"  # how the trainer names itself in its messages
 
 DATASETS = ("digits", "ring8", "grid25", "folder", "mnist", "cifar10", "fake")
 POINT_DATASETS = ("ring8", "grid25")
@@ -114,7 +117,7 @@ class TrainConfig:
     record: str | None = None  # also write every step's scalars to this JSON Lines file
     dry_run: bool = False  # a few steps on small fake data, no server: checks the setup
     name: str | None = None  # run name (default dcgan-<dataset>)
-    server: str | None = None  # default: GANWATCH_URL or http://127.0.0.1:8765
+    server: str | None = None  # default: GANWATCH_URL or trainer_client.run.DEFAULT_SERVER
     preset: str | None = None  # healthy | d-wins | collapse | diverge
     extra: dict = field(default_factory=dict)  # reserved for user-side notes in the config
 
@@ -247,17 +250,10 @@ def field_type(f: dataclasses.Field) -> type:
     return int if kind.startswith("int") else float if kind.startswith("float") else str
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr (exit 2), not a usage dump."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """Build a TrainConfig from the command line; a bad argument is one line on stderr, exit 2."""
     parser = OneLineParser(
-        prog="python -m trainer_client.dcgan",
+        prog=PROG,
         description="Reference DCGAN trainer with every ganhacks trick behind a flag, "
                     "streaming to ganwatch. Defaults follow the ganhacks advice.")
     for f in dataclasses.fields(TrainConfig):
@@ -285,5 +281,5 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     try:
         return TrainConfig(**vars(args))
     except ValueError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        fail(parser.prog, str(exc))
         raise SystemExit(2) from None

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
-from trainer_client.dcgan.config import OneLineParser, TrainConfig
+from trainer_client.cli import OneLineParser, fail
+from trainer_client.dcgan.config import TrainConfig
 from trainer_client.dcgan.evaluate import describe
 from trainer_client.dcgan.train import Trainer, read_checkpoint
 
@@ -21,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         state = read_checkpoint(args.checkpoint)
     except ValueError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        fail(parser.prog, str(exc))
         return 2
     saved = dict(state["config"])
     saved.update(device=args.device, resume=None, preset=None, no_server=True, dry_run=False,
