@@ -79,3 +79,17 @@ def test_an_unknown_run_is_a_404_and_a_bad_cursor_starts_from_now(api, server):
     post(api, run_id, "g_loss", [1], [1.0])
     events = read_events(server, run_id, "points", headers={"Last-Event-ID": hello["id"]})
     assert events[-1]["data"]["series"]["g_loss"]["steps"] == [1]
+
+
+def test_a_cursor_past_any_id_the_database_can_hold_starts_from_now(api, server):
+    """A Last-Event-ID beyond 64-bit ids (or written with digits int() reads but this server
+    never writes) is not a cursor of ours: the stream starts from now and delivers what
+    comes next, instead of a hello that echoes it and then silence."""
+    run_id = new_run(api)
+    post(api, run_id, "g_loss", [0], [1.0])
+    for bad in (f"{2**64}.0.0.0", "1_0.0.0.0", "\u0661.0.0.0"):
+        hello = read_events(server, run_id, "hello", params={"cursor": bad})[0]
+        assert hello["id"] != bad
+    post(api, run_id, "g_loss", [1], [2.0])
+    events = read_events(server, run_id, "points", headers={"Last-Event-ID": hello["id"]})
+    assert events[-1]["data"]["series"] == {"g_loss": {"steps": [1], "values": [2.0]}}

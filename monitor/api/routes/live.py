@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, replace
 
@@ -52,6 +53,8 @@ router = APIRouter(prefix="/runs/{run_id}/events", tags=["live"])
 LIVE_POINTS_PER_KEY = 2000   # per key per event; more are thinned
 SCAN_LIMIT = 50_000          # points read per poll (all runs'); the rest comes next poll
 KEEPALIVE_SECONDS = 10.0
+CURSOR = re.compile(r"[0-9]+(?:\.[0-9]+){3}", re.ASCII)
+MAX_ID = 2**63 - 1  # the largest id a 64-bit integer column holds
 
 
 @dataclass
@@ -66,13 +69,14 @@ class Cursor:
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor | None:
-        if not text:
+        """The cursor a client sent back, or None for anything this server cannot have made
+        (the stream then starts from now). Only ASCII digits: ``int()`` also reads "1_0" and
+        other scripts' digits. Ids fit a 64-bit column: a larger one cannot be compared on
+        SQLite, so every poll of that stream would fail and it would stay silent."""
+        if not text or not CURSOR.fullmatch(text.strip()):
             return None
-        try:
-            parts = [int(p) for p in text.strip().split(".")]
-        except ValueError:
-            return None
-        if len(parts) != 4 or min(parts) < 0:
+        parts = [int(p) for p in text.strip().split(".")]
+        if max(parts) > MAX_ID:
             return None
         return cls(*parts)
 
