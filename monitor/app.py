@@ -34,7 +34,7 @@ from monitor.ingest import sweep_stalled
 from monitor.notify import Listener
 from monitor.schemas import ErrorPublic, json_safe, shown, text_fault
 from monitor.settings import Settings
-from monitor.webhooks.outbox import install_handoff
+from monitor.webhooks.outbox import Handoff
 from monitor.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("ganwatch")
@@ -107,7 +107,7 @@ async def _sweep_stalled_runs(app: FastAPI, interval: float) -> None:
 
     def sweep() -> None:
         with app.state.sessionmaker() as session:
-            sweep_stalled(session)
+            sweep_stalled(session, handoff=app.state.handoff)
 
     while True:  # until the server shuts down (the task is cancelled)
         try:
@@ -125,12 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.resolved_database_url())
         migrate.upgrade(engine)
         app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine, settings.resolved_public_url())
-        metrics.install(app.state.sessionmaker)
+        app.state.sessionmaker = make_sessionmaker(engine)
         log.info("ganwatch %s storing in %s", __version__, engine.url.render_as_string())
         app.state.listener = Listener()
         worker = DeliveryWorker(app.state.sessionmaker, settings)
-        install_handoff(app.state.sessionmaker, worker)  # this process's alerts go out at once
+        # this process's alerts go out at once, to this worker
+        app.state.handoff = Handoff(settings.resolved_public_url(), worker)
         tasks = [asyncio.create_task(_sweep_stalled_runs(app, settings.stall_check_interval)),
                  asyncio.create_task(worker.run_forever())]
         if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":

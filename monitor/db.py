@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,30 +40,5 @@ def is_postgres(bind) -> bool:
     return getattr(bind, "dialect", bind).name == "postgresql"
 
 
-def make_sessionmaker(engine: Engine, public_url: str = "") -> sessionmaker[Session]:
-    """Sessions carry the server's public URL (``session.info``) for links in webhook bodies."""
-    return sessionmaker(engine, expire_on_commit=False, info={"public_url": public_url})
-
-
-def after_commit(session: Session, queue: str, obj, item) -> None:
-    """Queue ``item`` on ``session`` under ``queue``, to be handed over when the transaction
-    commits, and only if ``obj`` (the row it is about) was committed with it: an item whose
-    row went with a rolled-back savepoint or transaction is dropped."""
-    session.info.setdefault(queue, []).append((obj, item))
-
-
-def on_commit(sessions: sessionmaker[Session], queue: str, handle) -> None:
-    """Call ``handle(items)`` with what each committed transaction of ``sessions`` queued under
-    ``queue`` (see ``after_commit``)."""
-
-    @event.listens_for(sessions, "after_commit")
-    def _committed(session: Session) -> None:
-        queued = session.info.pop(queue, None)
-        items = [item for obj, item in queued or () if inspect(obj).persistent]
-        if items:
-            handle(items)
-
-    @event.listens_for(sessions, "after_transaction_end")
-    def _ended(session: Session, transaction) -> None:
-        if transaction.parent is None:  # the outermost ended: committed (handed) or not
-            session.info.pop(queue, None)
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

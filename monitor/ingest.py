@@ -11,8 +11,10 @@
    evenly spaced new steps, always the last;
 5. apply each transition to the alert rows (``alerts.AlertRows``) and, step by step, enqueue
    its deliveries (``webhooks.outbox``: a payload reads the alert as it is then, so one alert
-   may fire and resolve within a batch) and count it;
-6. NOTIFY the live streams, and commit.
+   may fire and resolve within a batch);
+6. NOTIFY the live streams, and commit;
+7. only then, with what the commit kept (``Effects``): count the transitions and hand the
+   deliveries to this process's webhook worker.
 
 The clock's rule (stalled) runs from the server's sweep (``sweep_stalled``), and a finished
 run's stalled alert resolves (``finish_run``), through the same stages 5 and 6.
@@ -27,22 +29,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from monitor import store
+from monitor import metrics, store
 from monitor.alerts import AlertRows
 from monitor.db import is_postgres
 from monitor.errors import unknown_run
-from monitor.metrics import count_transition
-from monitor.models import Point, Run, Series, utcnow
+from monitor.models import AlertEvent, Point, Run, Series, utcnow
 from monitor.notify import notify_run
 from monitor.rules import evaluate as rules
 from monitor.rules.config import effective_params
 from monitor.rules.core import SeriesView, Window
 from monitor.rules.lifecycle import FIRING
 from monitor.schemas import PointsBatch
-from monitor.webhooks.outbox import Outbox
+from monitor.webhooks.outbox import Handoff, Outbox
 
 log = logging.getLogger("ganwatch.rules")
 
@@ -67,9 +68,10 @@ class Fresh:
 
 
 def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
-                  max_series: int | None = None) -> tuple[int, bool]:
+                  max_series: int | None = None,
+                  handoff: Handoff | None = None) -> tuple[int, bool]:
     """Store and evaluate a columnar batch in one transaction; returns (points stored, was it
-    a duplicate)."""
+    a duplicate). ``handoff``: where new deliveries go (the app's; none without a server)."""
     run = lock_run(session, run_id)
     if run is None:
         raise unknown_run(run_id)
@@ -79,38 +81,59 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
     fresh = None
     if stored.steps and (stored.stored_up_to is None or stored.stored_up_to < min(stored.steps)):
         fresh = Fresh(lo=min(stored.steps), series=stored.values)  # in order: from memory
-    evaluate_on_ingest(session, run_id=run_id, steps=list(stored.steps), fresh=fresh)
+    effects = Effects(session, handoff)
+    evaluate_on_ingest(effects, run_id=run_id, steps=list(stored.steps), fresh=fresh)
     notify_run(session, run_id)  # live streams on every replica, at commit
-    session.commit()
+    effects.commit()
     return stored.n_points, False
 
 
-def finish_run(*, session: Session, run_id: str) -> Run:
+def finish_run(*, session: Session, run_id: str, handoff: Handoff | None = None) -> Run:
     """Mark a run finished (idempotent); a finished run is not stalled."""
     run = store.get_run(session=session, run_id=run_id)
     if run.status != "finished":
         run.status = "finished"
         run.finished_at = utcnow()
         run.updated_at = run.finished_at
-        resolve_stalled(session, run=run)
-        session.commit()
+        effects = Effects(session, handoff)
+        resolve_stalled(effects, run=run)
+        effects.commit()
     return run
 
 
 # -- applying transitions ------------------------------------------------------------------------
 
-class Applier:
-    """Stages 5 of the pipeline for one run in one transaction: each transition to the rows,
-    then its deliveries and its count, in order."""
+class Effects:
+    """One transaction of the pipeline and what it tells once it has committed, and only then:
+    the transitions it counts (``metrics``) and the deliveries it hands to this process's
+    worker (``Outbox.committed``). An alert event or a delivery that a rolled-back savepoint
+    took with it is no longer persistent at commit, and tells nothing."""
 
-    def __init__(self, session: Session, run: Run) -> None:
+    def __init__(self, session: Session, handoff: Handoff | None) -> None:
         self.session = session
+        self.outbox = Outbox(session, handoff or Handoff.offline())
+        self.events: list[tuple[AlertEvent, str]] = []  # (event row, its rule)
+
+    def commit(self) -> None:
+        self.session.commit()
+        committed = [(rule, event.kind) for event, rule in self.events
+                     if inspect(event).persistent]
+        self.events = []
+        metrics.count_transitions(committed)
+        self.outbox.committed()
+
+
+class Applier:
+    """Stage 5 of the pipeline for one run: each transition to the rows, then its deliveries,
+    in order, and its count once the transaction (``effects``) commits."""
+
+    def __init__(self, effects: Effects, run: Run) -> None:
+        self.effects = effects
         self.run = run
         self.params = run_params(run)
         self.silenced = set(run.silenced or [])
-        self.alerts = AlertRows(session, run)
+        self.alerts = AlertRows(effects.session, run)
         self.states = self.alerts.states()
-        self.outbox = Outbox(session)
         self.fired = 0
 
     def apply(self, transitions: Iterable[rules.Transition]) -> None:
@@ -121,8 +144,8 @@ class Applier:
                 continue
             event, alert = told
             self.fired += event.kind == FIRING
-            count_transition(self.session, event, transition.rule)
-            self.outbox.enqueue(event=event, alert=alert, run=self.run)  # same transaction
+            self.effects.events.append((event, transition.rule))
+            self.effects.outbox.enqueue(event=event, alert=alert, run=self.run)
 
 
 def run_params(run: Run) -> dict[str, dict]:
@@ -179,17 +202,17 @@ def load_window(session: Session, run: Run, params: dict, silenced: set[str], fi
 
 # -- evaluating --------------------------------------------------------------------------------
 
-def evaluate_run(session: Session, run: Run, steps: list[int],
+def evaluate_run(effects: Effects, run: Run, steps: list[int],
                  fresh: Fresh | None = None) -> None:
     """The run's point rules at the batch's new steps (those past ``run.evaluated_step``)."""
     done = run.evaluated_step if run.evaluated_step is not None else -1
     steps = sorted({s for s in steps if s > done})
     if not steps:
         return
-    applier = Applier(session, run)
+    applier = Applier(effects, run)
     params, silenced = applier.params, applier.silenced
     todo = rules.evaluation_steps(steps)
-    series = load_window(session, run, params, silenced, todo[0], todo[-1],
+    series = load_window(effects.session, run, params, silenced, todo[0], todo[-1],
                          min(done, todo[0] - int(params["non_finite"]["window"])), fresh)
     previous = done
     for t in todo:
@@ -207,7 +230,7 @@ def evaluate_run(session: Session, run: Run, steps: list[int],
     run.evaluated_step = todo[-1]
 
 
-def evaluate_on_ingest(session: Session, *, run_id: str, steps: list[int],
+def evaluate_on_ingest(effects: Effects, *, run_id: str, steps: list[int],
                        fresh: Fresh | None = None) -> None:
     """Evaluate the run's rules at the batch's new steps, in the caller's transaction.
 
@@ -219,18 +242,19 @@ def evaluate_on_ingest(session: Session, *, run_id: str, steps: list[int],
     """
     if not steps:
         return
+    session = effects.session
     try:
         with session.begin_nested():
             run = lock_run(session, run_id)
             if run is not None:
-                evaluate_run(session, run, steps, fresh)
+                evaluate_run(effects, run, steps, fresh)
     except Exception as exc:
         log.exception("rule evaluation of run %s failed; the points are stored", run_id)
         try:
             with session.begin_nested():
                 run = lock_run(session, run_id)
                 if run is not None:
-                    applier = Applier(session, run)
+                    applier = Applier(effects, run)
                     applier.apply(rules.failed("", exc, max(steps), applier.states,
                                                applier.params, silenced=applier.silenced,
                                                run_id=run.id))
@@ -238,13 +262,14 @@ def evaluate_on_ingest(session: Session, *, run_id: str, steps: list[int],
             log.exception("could not raise the rule_error alert of run %s", run_id)
 
 
-def resolve_stalled(session: Session, *, run: Run) -> None:
+def resolve_stalled(effects: Effects, *, run: Run) -> None:
     """A run that finished is not stalled: resolve its stalled alert, if one is firing."""
-    applier = Applier(session, run)
+    applier = Applier(effects, run)
     applier.apply(rules.resolve_stalled(applier.states, run.last_step or 0, applier.params))
 
 
-def sweep_stalled(session: Session, *, now: datetime | None = None) -> int:
+def sweep_stalled(session: Session, *, now: datetime | None = None,
+                  handoff: Handoff | None = None) -> int:
     """Fire the stalled rule for running runs silent past their check-in interval plus grace;
     returns how many alerts fired. Each run is checked in its own transaction."""
     now = now or utcnow()
@@ -257,10 +282,11 @@ def sweep_stalled(session: Session, *, now: datetime | None = None) -> int:
         if run is None or run.status != "running" or "stalled" in (run.silenced or []):
             session.rollback()
             continue
-        applier = Applier(session, run)
+        effects = Effects(session, handoff)
+        applier = Applier(effects, run)
         window = Window(step=run.last_step or 0, series={}, run_id=run.id,
                         silent_for=(now - run.last_point_at).total_seconds())
         applier.apply(rules.check_stalled(window, applier.states, applier.params))
         fired += applier.fired
-        session.commit()
+        effects.commit()
     return fired

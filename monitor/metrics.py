@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
-from monitor.db import after_commit, on_commit
 from monitor.models import Delivery, Run
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -39,22 +38,11 @@ IN_FLIGHT = Gauge("ganwatch_webhook_in_flight", "Webhook sends in progress in th
 HANDED = Gauge("ganwatch_webhook_handoff_queue",
                "Deliveries handed to this process's worker, not yet started", registry=REGISTRY)
 
-EVENTS_KEY = "ganwatch_transitions"  # session.info: (rule, kind) of this transaction's events
-
-
-def count_transition(session, event, rule: str) -> None:
-    """Counted when the transaction commits with ``event`` (an alert event row): an evaluation
-    rolled back, in its savepoint or whole, counts nothing."""
-    after_commit(session, EVENTS_KEY, event, (rule, event.kind))
-
-
-def _count(items) -> None:
-    for rule, kind in items:
+def count_transitions(committed) -> None:
+    """Count alert notifications, given as (rule, kind) pairs, once they are committed (the
+    ingest pipeline calls this after its commit, with what the commit kept)."""
+    for rule, kind in committed:
         TRANSITIONS.labels(rule, kind).inc()
-
-
-def install(sessions) -> None:
-    on_commit(sessions, EVENTS_KEY, _count)
 
 
 class DatabaseCollector:

@@ -70,40 +70,58 @@ def test_requests_refused_before_routing_are_counted_too(api):
                                        route="unmatched", status="400") == 1
 
 
-def test_what_a_rolled_back_savepoint_queued_is_not_handed_over_at_commit(tmp_path):
-    """The mechanism behind the webhook hand-off and the transition counter: items queued for
-    rows that a savepoint (a failed rule evaluation) rolled back are dropped at commit."""
+class RecordingWorker:
+    """A running delivery worker as the outbox sees it (webhooks.outbox.Worker): records what
+    it is handed."""
+
+    accepting = True
+
+    def __init__(self) -> None:
+        self.handed: list[str] = []
+
+    def lease_until(self, now):
+        from datetime import timedelta
+        return now + timedelta(seconds=40)
+
+    def hand_off(self, items) -> None:
+        self.handed.extend(delivery.body for delivery, _url, _secret in items)
+
+
+def test_only_what_the_commit_kept_is_handed_to_the_worker(tmp_path):
+    """The pipeline's last stage: deliveries that a savepoint (a failed rule evaluation) or a
+    rollback took with them are not handed to the worker; the committed one is, leased."""
     import pytest
-    from sqlalchemy import create_engine
 
-    from monitor import migrate
-    from monitor.db import after_commit, make_sessionmaker, on_commit
-    from monitor.models import Run
+    from monitor import ingest, migrate
+    from monitor.db import make_engine, make_sessionmaker
+    from monitor.models import Delivery, Webhook
+    from monitor.webhooks.outbox import Handoff
 
-    engine = create_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
     migrate.upgrade(engine)
     sessions = make_sessionmaker(engine)
-    handed = []
-    on_commit(sessions, "test_queue", handed.extend)
+    worker = RecordingWorker()
+    handoff = Handoff("http://127.0.0.1:1", worker)
     with sessions() as session:
-        kept = Run(id="kept", name="kept")
-        session.add(kept)
-        session.flush()
-        after_commit(session, "test_queue", kept, "kept")
+        hook = Webhook(name="w", url="http://127.0.0.1:9/h", secret="s", format="generic",
+                       min_severity="warning", enabled=True)
+        session.add(hook)
+        session.commit()
+        effects = ingest.Effects(session, handoff)
+        effects.outbox.add(hook, kind="firing", body="kept")
         with pytest.raises(RuntimeError):
             with session.begin_nested():
-                lost = Run(id="lost", name="lost")
-                session.add(lost)
+                effects.outbox.add(hook, kind="firing", body="lost")
                 session.flush()
-                after_commit(session, "test_queue", lost, "lost")
                 raise RuntimeError("the evaluation failed")
-        session.commit()
-    assert handed == ["kept"]
-    with sessions() as session:
-        session.add(Run(id="rolled", name="rolled"))
+        effects.commit()
+        assert worker.handed == ["kept"]
+        effects.outbox.add(hook, kind="firing", body="rolled")
         session.flush()
-        after_commit(session, "test_queue", session.get(Run, "rolled"), "rolled")
         session.rollback()
-        session.commit()
-    assert handed == ["kept"]
+        effects.commit()
+        assert worker.handed == ["kept"]
+        stored = session.query(Delivery).all()
+        assert [d.body for d in stored] == ["kept"]
+        assert stored[0].leased_until is not None  # leased to the worker it was handed to
     engine.dispose()

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from monitor.auth import PUBLIC, Principal, Requirement, Role, authorize
 from monitor.settings import Settings
+from monitor.webhooks.outbox import Handoff
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -32,8 +33,13 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_handoff(request: Request) -> Handoff:
+    return request.app.state.handoff
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+HandoffDep = Annotated[Handoff, Depends(get_handoff)]
 
 _REQUIREMENT = "requirement"  # the attribute of a dependency that states a route's access
 

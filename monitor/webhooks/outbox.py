@@ -4,20 +4,44 @@ in the same transaction as the alert's change, so a delivery is never lost nor i
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from monitor.db import after_commit, on_commit
 from monitor.models import Delivery, Webhook, utcnow
+from monitor.settings import Settings
 from monitor.webhooks.payloads import facts, render
 
 SEVERITY_RANK = {"warning": 0, "critical": 1}
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8765"
 
 
-def public_url(session: Session) -> str:
-    return (session.info.get("public_url") or DEFAULT_PUBLIC_URL).rstrip("/")
+class Worker(Protocol):
+    """What the outbox needs of this process's delivery worker (webhooks/worker.py)."""
+
+    @property
+    def accepting(self) -> bool: ...
+
+    def lease_until(self, now: datetime) -> datetime: ...
+
+    def hand_off(self, items: list[tuple[Delivery, str, str]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Where this process's new deliveries go, passed to the outbox explicitly: the server's
+    public URL, for the links in payloads, and the delivery worker of this process, if it runs
+    one (the app keeps one on ``app.state.handoff``; code without a server passes none)."""
+
+    public_url: str
+    worker: Worker | None = None
+
+    @classmethod
+    def offline(cls) -> Handoff:
+        """No worker, and links to the address a server with default settings listens on."""
+        return cls(Settings.model_construct().resolved_public_url())
 
 
 def receiver(webhook: Webhook) -> str:
@@ -34,41 +58,45 @@ def matches(webhook: Webhook, *, rule: str, run_id: str, severity: str) -> bool:
     return not (webhook.run_ids and run_id not in webhook.run_ids)
 
 
-HANDOFF = "ganwatch_handoff"  # session.info: the delivery worker of this process, if running
-HANDED = "ganwatch_handed"    # session.info: this transaction's deliveries for it
-
-
-def new_delivery(session: Session, webhook: Webhook, *, kind: str, body: str,
-                 event_id: int | None = None) -> Delivery:
-    """A pending delivery. When this process runs a delivery worker, the delivery is written
-    already leased to it and handed to it when the transaction commits (``handoff``): its
-    first attempt starts at once, without a poll or a second write to claim it. Should this
-    process die first, the lease runs out and any replica's worker sends it."""
-    now = utcnow()
-    delivery = Delivery(uuid=uuid.uuid4().hex, webhook_id=webhook.id, event_id=event_id,
-                        kind=kind, body=body, status="pending", attempts=0,
-                        next_attempt_at=now, created_at=now)
-    worker = session.info.get(HANDOFF)
-    if worker is not None and worker.accepting and webhook.enabled:
-        delivery.leased_until = worker.lease_until(now)
-        after_commit(session, HANDED, delivery, (delivery, webhook.url, webhook.secret))
-    session.add(delivery)
-    return delivery
-
-
-def install_handoff(sessions, worker) -> None:
-    """Make the sessions of ``sessions`` (a sessionmaker) hand their committed deliveries to
-    ``worker``; deliveries of a rolled-back transaction or savepoint are never handed."""
-    sessions.kw.setdefault("info", {})[HANDOFF] = worker
-    on_commit(sessions, HANDED, worker.hand_off)
-
-
 class Outbox:
-    """Enqueues the deliveries of one transaction's notifications (webhooks read once)."""
+    """The deliveries of one transaction (webhooks read once).
 
-    def __init__(self, session: Session) -> None:
+    When this process runs a delivery worker, a delivery is written already leased to it, and
+    handed to it by ``committed()``, which the transaction's owner calls after its commit: the
+    first attempt starts at once, without a poll or a second write to claim it. Should this
+    process die first, the lease runs out and any replica's worker sends it. A delivery that a
+    rolled-back savepoint took with it is no longer persistent, and is never handed over."""
+
+    def __init__(self, session: Session, handoff: Handoff) -> None:
         self.session = session
+        self.handoff = handoff
         self._webhooks: list[Webhook] | None = None
+        self._handed: list[tuple[Delivery, str, str]] = []
+
+    def add(self, webhook: Webhook, *, kind: str, body: str,
+            event_id: int | None = None) -> Delivery:
+        """A pending delivery to ``webhook``, in this transaction."""
+        now = utcnow()
+        delivery = Delivery(uuid=uuid.uuid4().hex, webhook_id=webhook.id, event_id=event_id,
+                            kind=kind, body=body, status="pending", attempts=0,
+                            next_attempt_at=now, created_at=now)
+        worker = self.handoff.worker
+        if worker is not None and worker.accepting and webhook.enabled:
+            delivery.leased_until = worker.lease_until(now)
+            self._handed.append((delivery, webhook.url, webhook.secret))
+        self.session.add(delivery)
+        return delivery
+
+    def committed(self) -> None:
+        """The transaction committed: hand the worker the deliveries that were committed."""
+        items = [item for item in self._handed if inspect(item[0]).persistent]
+        self._handed = []
+        if items and self.handoff.worker is not None:
+            self.handoff.worker.hand_off(items)
+
+    @property
+    def public_url(self) -> str:
+        return self.handoff.public_url.rstrip("/")
 
     def webhooks(self) -> list[Webhook]:
         if self._webhooks is None:
@@ -83,8 +111,8 @@ class Outbox:
         if not hooks:
             return 0
         f = facts(kind=event.kind, alert=alert, run=run, step=event.step,
-                  base_url=public_url(self.session))
+                  base_url=self.public_url)
         for webhook in hooks:
-            new_delivery(self.session, webhook, kind=event.kind,
-                         body=render(webhook.format, f, receiver(webhook)), event_id=event.id)
+            self.add(webhook, kind=event.kind, body=render(webhook.format, f, receiver(webhook)),
+                     event_id=event.id)
         return len(hooks)

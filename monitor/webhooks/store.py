@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from monitor.errors import BadRequest, NotFound
 from monitor.models import Delivery, DeliveryAttempt, Webhook, utcnow
 from monitor.schemas import WebhookCreate, WebhookUpdate
-from monitor.webhooks.outbox import new_delivery, public_url, receiver
+from monitor.webhooks.outbox import Handoff, Outbox, receiver
 from monitor.webhooks.payloads import facts, render
 from monitor.webhooks.signing import new_secret
 
@@ -56,9 +56,10 @@ def delete_webhook(session: Session, webhook_id: int) -> None:
     session.commit()
 
 
-def send_test(session: Session, webhook_id: int) -> Delivery:
+def send_test(session: Session, webhook_id: int, handoff: Handoff) -> Delivery:
     """Queue a test delivery: a made-up alert, marked as a test, through the real worker."""
     webhook = get_webhook(session, webhook_id)
+    outbox = Outbox(session, handoff)
 
     now = utcnow()
     alert = SimpleNamespace(
@@ -67,11 +68,11 @@ def send_test(session: Session, webhook_id: int) -> Delivery:
         fingerprint="test", value=None, threshold=None, evidence={}, created_at=now,
         fired_at=now, resolved_at=None)
     run = SimpleNamespace(id="test", name="test")
-    f = facts(kind="test", alert=alert, run=run, step=0, base_url=public_url(session))
+    f = facts(kind="test", alert=alert, run=run, step=0, base_url=outbox.public_url)
     f["url"] = f["base_url"] + "/"
-    delivery = new_delivery(session, webhook, kind="test",
-                            body=render(webhook.format, f, receiver(webhook)))
+    delivery = outbox.add(webhook, kind="test", body=render(webhook.format, f, receiver(webhook)))
     session.commit()
+    outbox.committed()
     return delivery
 
 

@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from monitor import ingest, metrics
-from monitor.api.deps import SessionDep, SettingsDep, require
+from monitor.api.deps import HandoffDep, SessionDep, SettingsDep, require
 from monitor.auth import Role
 from monitor.schemas import IngestResult, PointsBatch
 
@@ -9,7 +9,7 @@ router = APIRouter(prefix="/runs/{run_id}/points", tags=["points"])
 
 
 @router.post("", response_model=IngestResult, dependencies=[Depends(require(Role.ingest))])
-def ingest_points(session: SessionDep, settings: SettingsDep, run_id: str,
+def ingest_points(session: SessionDep, settings: SettingsDep, handoff: HandoffDep, run_id: str,
                   batch: PointsBatch) -> IngestResult:
     """Store a batch of points (the body may be gzip-compressed: `Content-Encoding: gzip`).
 
@@ -22,7 +22,8 @@ def ingest_points(session: SessionDep, settings: SettingsDep, run_id: str,
                             f"{settings.max_batch_points} per request "
                             "(GANWATCH_MAX_BATCH_POINTS): send it in smaller batches")
     accepted, duplicate = ingest.ingest_points(session=session, run_id=run_id, batch=batch,
-                                               max_series=settings.max_series_per_run)
+                                               max_series=settings.max_series_per_run,
+                                               handoff=handoff)
     metrics.POINTS.inc(accepted)
     metrics.BATCHES.labels("duplicate" if duplicate else "stored").inc()
     return IngestResult(batch_id=batch.batch_id, accepted=accepted, duplicate=duplicate)

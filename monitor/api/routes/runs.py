@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
 from monitor import ingest, store
-from monitor.api.deps import PrincipalDep, SessionDep, require
+from monitor.api.deps import HandoffDep, PrincipalDep, SessionDep, require
 from monitor.auth import Role, forbidden
 from monitor.models import Run
 from monitor.schemas import ErrorPublic, RunCreate, RunPublic, RunsPublic
@@ -87,6 +87,6 @@ def read_run(session: SessionDep, run_id: str) -> RunPublic:
 
 @router.post("/{run_id}/finish", response_model=RunPublic,
              dependencies=[Depends(require(Role.ingest))])
-def finish_run(session: SessionDep, run_id: str) -> RunPublic:
+def finish_run(session: SessionDep, handoff: HandoffDep, run_id: str) -> RunPublic:
     """Mark a run finished (the client does this at exit); finishing twice is harmless."""
-    return one_run(session, ingest.finish_run(session=session, run_id=run_id))
+    return one_run(session, ingest.finish_run(session=session, run_id=run_id, handoff=handoff))

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from monitor.api.deps import SessionDep, SettingsDep, require
+from monitor.api.deps import HandoffDep, SessionDep, SettingsDep, require
 from monitor.auth import Role
 from monitor.models import Delivery, DeliveryAttempt, Webhook
 from monitor.schemas import (
@@ -95,9 +95,9 @@ def delete_webhook(session: SessionDep, webhook_id: int) -> Response:
 
 
 @router.post("/{webhook_id}/test", response_model=DeliveryPublic, status_code=202)
-def test_webhook(session: SessionDep, webhook_id: int) -> DeliveryPublic:
+def test_webhook(session: SessionDep, handoff: HandoffDep, webhook_id: int) -> DeliveryPublic:
     """Queue a test event for this webhook; follow it in the delivery log."""
-    return delivery_public(store.send_test(session, webhook_id), [])
+    return delivery_public(store.send_test(session, webhook_id, handoff), [])
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveriesPublic)
