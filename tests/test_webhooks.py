@@ -337,3 +337,23 @@ def test_an_allow_list_keeps_webhooks_to_the_hosts_it_names(tmp_path, receiver):
             assert api.get(f"/api/v1/webhooks/{hook['id']}").json()["url"] == receiver.url
     finally:
         server.stop()
+
+
+def test_this_process_sends_its_own_deliveries_at_once_without_polling(tmp_path, receiver):
+    """The outbox hands what a transaction committed to this process's worker: with the poll
+    an hour away, the test delivery and a firing alert still reach the receiver."""
+    proc = ServerProcess(data_dir=tmp_path / "server",
+                         env={**FAST, "GANWATCH_WEBHOOK_POLL_INTERVAL": "3600"}).start()
+    try:
+        with proc.client() as api:
+            hook = add_hook(api, receiver.url, rules=["non_finite"])
+            assert api.post(f"/api/v1/webhooks/{hook['id']}/test").status_code == 202
+            [test] = receiver.wait_for(1, timeout=20)
+            assert test.json()["event"] == "test"
+            run_id = api.post("/api/v1/runs", json={"name": "nan"}).json()["id"]
+            post(api, run_id, "loss/d", 0, [0.5, "NaN", "NaN"])
+            _, firing = receiver.wait_for(2, timeout=20)
+            assert firing.json()["event"] == "firing"
+            assert firing.json()["alerts"][0]["labels"]["alertname"] == "non_finite"
+    finally:
+        proc.stop()
