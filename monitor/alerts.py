@@ -12,11 +12,11 @@ import math
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.encoding import stored_safe
 from monitor.models import Alert, AlertEvent, RuleState, Run, utcnow
 from monitor.rules.evaluate import Key, Transition
 from monitor.rules.library import RULES
 from monitor.rules.lifecycle import ESCALATED, FIRING, RESOLVED, State
-from monitor.schemas import stored_safe
 
 STATE_FIELDS = ("status", "pending_since", "fired_step", "clear_since", "resolved_step",
                 "severity", "last_step")

@@ -28,11 +28,12 @@ from monitor.api.routes import (
     webhooks,
 )
 from monitor.db import make_engine, make_sessionmaker
+from monitor.encoding import json_safe, shown, text_fault
 from monitor.guard import GuardMiddleware
 from monitor.gzip_request import GzipRequestMiddleware
 from monitor.ingest import sweep_stalled
 from monitor.notify import Listener
-from monitor.schemas import ErrorPublic, json_safe, shown, text_fault
+from monitor.schemas import ErrorPublic
 from monitor.settings import Settings
 from monitor.webhooks.outbox import Handoff
 from monitor.webhooks.worker import DeliveryWorker

@@ -1,8 +1,9 @@
 """Request and response schemas, named by role (``RunCreate``, ``RunPublic``, ``RunsPublic``...).
 
 Non-finite numbers: JSON has no literal for them, so the API writes them as the strings
-``"NaN"``, ``"Infinity"`` and ``"-Infinity"``. On ingest it accepts those strings (and the bare
-``NaN``/``Infinity`` tokens Python's json module writes) as well as ordinary numbers.
+``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (``monitor.encoding``). On ingest it accepts
+those strings (and the bare ``NaN``/``Infinity`` tokens Python's json module writes) as well
+as ordinary numbers.
 """
 
 from __future__ import annotations
@@ -21,35 +22,13 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.encoding import MAX_DEPTH, shown, stored_safe, text_fault
+
 # -- text: what every string the API accepts must be ----------------------------------------
 # Text the server stores and writes back as JSON: valid Unicode (no lone surrogates, which a
 # JSON "\ud800" escape can carry but UTF-8 cannot encode) and no NUL (PostgreSQL's text cannot
 # hold one). Refused with a 422 naming where, before anything is stored.
-MAX_DEPTH = 32  # nesting of a run's config (and of any request body) at most this deep
 MAX_CONFIG_BYTES = 64 * 1024  # a run's config, as JSON
-
-
-def text_fault(value: str) -> str | None:
-    """Why a string is not text the server stores, or None when it is."""
-    if "\x00" in value:
-        return f"holds a NUL character (at {value.index(chr(0))})"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return (f"holds a lone surrogate (\\u{ord(value[exc.start]):04x} at {exc.start}), "
-                "which is not Unicode text")
-    return None
-
-
-def shown(value: str, limit: int = 60) -> str:
-    """A string as an error message may quote it: JSON-safe and short."""
-    value = value.encode("utf-8", "backslashreplace").decode("utf-8")
-    return value if len(value) <= limit else value[:limit] + "..."
-
-
-def quoted(value: Any, limit: int = 80) -> str:
-    """Any value quoted for an error message as repr() writes it: JSON-safe and short."""
-    return shown(repr(value), limit)
 
 
 def _plain_text(value: str) -> str:
@@ -99,51 +78,6 @@ def check_tree(value: Any, where: str, max_depth: int = MAX_DEPTH) -> None:
                     stack.append((v, (at, key), depth + 1))
             else:
                 stack.extend((v, (at, i), depth + 1) for i, v in enumerate(item))
-
-
-def json_safe(value: Any, depth: int = 0, *, max_items: int = 50,
-              max_chars: int = 2000, keep_other: bool = False) -> Any:
-    """A value that always encodes as JSON: lone surrogates escaped, non-finite numbers as the
-    API's strings, anything else as its str() (or as it is, with ``keep_other``); long
-    strings, lists and objects and deep nesting cut short. For echoing what a client sent,
-    and for data stored before the checks above existed."""
-    if isinstance(value, str):
-        return shown(value, max_chars) if (len(value) > max_chars or text_fault(value)) \
-            else value
-    if isinstance(value, bool) or value is None or isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if value != value:
-            return "NaN"
-        if value in (float("inf"), float("-inf")):
-            return "Infinity" if value > 0 else "-Infinity"
-        return value
-    if depth >= MAX_DEPTH:
-        return "..."
-    more = {"max_items": max_items, "max_chars": max_chars, "keep_other": keep_other}
-    if isinstance(value, dict):
-        items = list(value.items())
-        out = {json_safe(str(k), depth + 1, **more): json_safe(v, depth + 1, **more)
-               for k, v in items[:max_items]}
-        if len(items) > max_items:
-            out["..."] = f"{len(items) - max_items} more"
-        return out
-    if isinstance(value, (list, tuple)):
-        out = [json_safe(v, depth + 1, **more) for v in value[:max_items]]
-        if len(value) > max_items:
-            out.append(f"... {len(value) - max_items} more")
-        return out
-    if keep_other:
-        return value
-    if isinstance(value, bytes):
-        return json_safe(value.decode("utf-8", "replace"), depth, **more)
-    return json_safe(str(value), depth, **more)
-
-
-def stored_safe(value: Any) -> Any:
-    """Stored JSON as a response may carry it, whatever was stored (nothing cut short but
-    nesting past MAX_DEPTH)."""
-    return json_safe(value, max_items=10**9, max_chars=10**9, keep_other=True)
 
 
 class PlainTextBody(BaseModel):

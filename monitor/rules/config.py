@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from monitor.encoding import quoted, text_fault
 from monitor.rules.core import SEVERITIES
 from monitor.rules.library import RULES
-from monitor.schemas import quoted, text_fault
 
 MAX_TEXT = 200  # a string parameter names a series key, which is at most this long
 

@@ -191,11 +191,3 @@ def fmt(value: float) -> str:
         return str(value)
     return f"{value:.3g}"
 
-
-def json_number(value: float) -> float | str:
-    """Evidence is stored as JSON: non-finite numbers as the strings the API uses."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 
+from monitor.encoding import json_number
 from monitor.rules.core import (
     LEVEL,
     SECONDS,
@@ -22,7 +23,6 @@ from monitor.rules.core import (
     correlation,
     finite,
     fmt,
-    json_number,
     mean,
     median,
     stdev,

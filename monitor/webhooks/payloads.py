@@ -16,7 +16,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from monitor.schemas import stored_safe
+from monitor.encoding import stored_safe
 
 VERSION = "1"
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt for an alert still firing

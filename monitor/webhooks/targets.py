@@ -42,7 +42,7 @@ from urllib.parse import unquote
 import httpcore
 import httpx
 
-from monitor.schemas import quoted
+from monitor.encoding import quoted
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -154,3 +154,39 @@ def test_api_paths_are_spelled_only_in_the_client_protocol():
             spelled.append(str(path.relative_to(ROOT)))
     assert spelled == []
     assert "/api/v1/runs" in (ROOT / "trainer_client" / "protocol.py").read_text()
+
+
+def test_monitor_rules_import_only_the_standard_library_and_pure_modules():
+    """Stricter than the table's list: whatever a rule module imports is the standard library,
+    another rules module or monitor.encoding (pure, the spelling of non-finite numbers)."""
+    import sys
+
+    pure = ("monitor.rules", "monitor.encoding")
+    found = []
+    for module, path in MODULES.items():
+        if module != "monitor.rules" and not module.startswith("monitor.rules."):
+            continue
+        for name in sorted(_imports(module, path, top_level_only=False)):
+            if name.split(".")[0] in sys.stdlib_module_names or name == "__future__":
+                continue
+            if not any(name == p or name.startswith(p + ".") for p in pure):
+                found.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert found == []
+    assert "monitor.encoding" in _imports("monitor.rules.library",
+                                         MODULES["monitor.rules.library"], top_level_only=True)
+
+
+def test_the_server_spells_non_finite_numbers_in_one_module():
+    """The strings "NaN", "Infinity" and "-Infinity" as values in the server's code (not in
+    its prose) appear only in monitor/encoding.py: one encoding on every write path."""
+    spellings = {"NaN", "Infinity", "-Infinity"}
+    found = []
+    for module, path in MODULES.items():
+        if not module.startswith("monitor") or module == "monitor.encoding":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in spellings:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+    assert found == []
+    numbers = ast.parse((ROOT / "monitor" / "encoding.py").read_text())
+    assert spellings <= {n.value for n in ast.walk(numbers) if isinstance(n, ast.Constant)}

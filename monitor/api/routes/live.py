@@ -43,8 +43,8 @@ from sqlalchemy.orm import Session
 from monitor import metrics, store
 from monitor.api.deps import SessionDep, SettingsDep, require
 from monitor.api.routes.samples import sample_public
-from monitor.api.routes.series import json_value
 from monitor.auth import Role, still_valid
+from monitor.encoding import json_number
 from monitor.models import Alert, AlertEvent, Point, Run, Sample, Series
 from monitor.schemas import ErrorPublic
 
@@ -142,7 +142,7 @@ class RunFeed:
                 order = sorted(range(len(steps)), key=steps.__getitem__)
                 steps, values = thin([steps[i] for i in order], [values[i] for i in order],
                                      LIVE_POINTS_PER_KEY)
-                out[key] = {"steps": steps, "values": [json_value(v) for v in values]}
+                out[key] = {"steps": steps, "values": [json_number(v) for v in values]}
             events.append(("points", {"series": out}))
 
         samples = session.execute(

@@ -1,4 +1,3 @@
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -7,18 +6,10 @@ from fastapi.responses import JSONResponse
 from monitor import store
 from monitor.api.deps import SessionDep, SettingsDep, require
 from monitor.auth import Role
+from monitor.encoding import json_number
 from monitor.schemas import INT64_MAX, SeriesRead
 
 router = APIRouter(prefix="/runs/{run_id}/series", tags=["series"])
-
-_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
-
-
-def json_value(v: float) -> float | str:
-    """JSON has no NaN or Infinity: write them as strings a browser can read."""
-    if v != v:
-        return "NaN"
-    return _NON_FINITE.get(v, v)
 
 
 @router.get("", response_model=SeriesRead, dependencies=[Depends(require(Role.read))])
@@ -61,9 +52,9 @@ def read_series(
                                  raw_limit=settings.max_series_points // len(key))
         out.append({
             "key": data.key, "steps": data.steps,
-            "values": [json_value(v) for v in data.values],
+            "values": [json_number(v) for v in data.values],
             # finite since ingest refuses others; a time stored before that still writes
-            "wall_times": [json_value(w) for w in data.wall_times],
+            "wall_times": [json_number(w) for w in data.wall_times],
             "count": data.count, "downsampled": data.downsampled,
             "bucket_steps": data.bucket_steps,
         })
