@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, OperationalError
 
-from monitor import __version__, metrics, migrate, store
+from monitor import __version__, metrics, migrate
 from monitor.api.routes import (
     alerts,
     health,
@@ -27,8 +27,9 @@ from monitor.api.routes import (
     session,
     webhooks,
 )
-from monitor.db import make_engine, make_sessionmaker
+from monitor.db import is_postgres, make_engine, make_sessionmaker
 from monitor.encoding import json_safe, shown, text_fault
+from monitor.errors import BadRequest, NotFound
 from monitor.guard import GuardMiddleware
 from monitor.gzip_request import GzipRequestMiddleware
 from monitor.ingest import sweep_stalled
@@ -118,11 +119,16 @@ async def _sweep_stalled_runs(app: FastAPI, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+class Services:
+    """What the server runs beside its routes, for the app's lifetime: the database (migrated
+    on start), the live-stream listener, the webhook worker and the stalled-run sweep."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(self, app: FastAPI):
+        settings = self.settings
         engine = make_engine(settings.resolved_database_url())
         migrate.upgrade(engine)
         app.state.engine = engine
@@ -134,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.handoff = Handoff(settings.resolved_public_url(), worker)
         tasks = [asyncio.create_task(_sweep_stalled_runs(app, settings.stall_check_interval)),
                  asyncio.create_task(worker.run_forever())]
-        if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+        if is_postgres(engine) and engine.dialect.driver == "psycopg":
             conninfo = engine.url.set(drivername="postgresql").render_as_string(
                 hide_password=False)
             tasks.append(asyncio.create_task(app.state.listener.run_forever(conninfo)))
@@ -146,9 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await task
         engine.dispose()
 
-    app = FastAPI(title="ganwatch", version=__version__, lifespan=lifespan,
-                  description="Training-health diagnostics for GANs.")
-    app.state.settings = settings
+
+def add_middleware(app: FastAPI, settings: Settings) -> None:
     # first added is innermost: the route is captured next to the router, counted outermost
     app.add_middleware(metrics.RouteCapture)
     app.add_middleware(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)
@@ -156,59 +161,76 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GuardMiddleware, settings=settings)
     app.add_middleware(metrics.MetricsMiddleware)
 
-    @app.exception_handler(store.NotFound)
-    async def _not_found(_request: Request, exc: store.NotFound) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
 
-    @app.exception_handler(store.BadRequest)
-    async def _bad_request(_request: Request, exc: store.BadRequest) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
+def _detail(status: int, detail) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail})
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own answer echoes the input as it came, which may not encode as JSON (a
-        # lone surrogate, NaN) or be huge: the same errors, made JSON-safe and cut short
-        return JSONResponse(status_code=422, content={"detail": json_safe(exc.errors())})
 
-    @app.exception_handler(OverflowError)
-    @app.exception_handler(DataError)
-    async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
-        # a value the database cannot store (SQLite raises OverflowError for a number too
-        # large, PostgreSQL a DataError): the client's mistake, and nothing of it was stored
-        first = shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 200)
-        if isinstance(exc, OverflowError) or "out of range" in first:
-            what = "a number in the request is out of range for the database (integers must " \
-                   "fit in 64 bits)"
-        elif "NUL" in first or "0x00" in first:
-            what = "text in the request holds a NUL character, which the database cannot store"
-        else:
-            what = "the database cannot store a value of the request"
-        return JSONResponse(status_code=422, content={"detail": f"{what}: {first}"})
+def _out_of_range(exc: Exception) -> JSONResponse:
+    # a value the database cannot store (SQLite raises OverflowError for a number too large,
+    # PostgreSQL a DataError): the client's mistake, and nothing of it was stored
+    first = shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 200)
+    if isinstance(exc, OverflowError) or "out of range" in first:
+        what = "a number in the request is out of range for the database (integers must " \
+               "fit in 64 bits)"
+    elif "NUL" in first or "0x00" in first:
+        what = "text in the request holds a NUL character, which the database cannot store"
+    else:
+        what = "the database cannot store a value of the request"
+    return _detail(422, f"{what}: {first}")
 
-    @app.exception_handler(OperationalError)
-    async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database error: %s", exc)
-        return JSONResponse(status_code=503, content={"detail": "the database is unavailable; "
-                                                                 "retry later"})
 
-    app.include_router(api_router())
+def _database_down(exc: Exception) -> JSONResponse:
+    log.warning("database error: %s", exc)
+    return _detail(503, "the database is unavailable; retry later")
 
+
+# Errors as answers, never a 500: (exception, its response). FastAPI's own answer to a
+# validation error echoes the input as it came, which may not encode as JSON (a lone
+# surrogate, NaN) or be huge: the same errors, made JSON-safe and cut short.
+ERROR_HANDLERS = (
+    (NotFound, lambda exc: _detail(404, str(exc))),
+    (BadRequest, lambda exc: _detail(422, str(exc))),
+    (RequestValidationError, lambda exc: _detail(422, json_safe(exc.errors()))),
+    (OverflowError, _out_of_range),
+    (DataError, _out_of_range),
+    (OperationalError, _database_down),
+)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    for exc_type, answer in ERROR_HANDLERS:
+        async def handle(_request: Request, exc: Exception, answer=answer) -> JSONResponse:
+            return answer(exc)
+        app.add_exception_handler(exc_type, handle)
+
+
+def add_dashboard(app: FastAPI) -> None:
+    """The static files, the bundled Plotly, the pages, and Prometheus' /metrics."""
     static = web_dir()
     app.mount("/static", StaticFiles(directory=static), name="static")
-
-    @app.get("/static-vendor/plotly.min.js", include_in_schema=False)
-    def _plotly() -> FileResponse:
-        # cacheable: a returning browser reuses the file and its compiled code (megabytes)
-        return FileResponse(plotly_js(), media_type="text/javascript",
-                            headers={"Cache-Control": "public, max-age=86400"})
-
-    @app.get("/metrics", include_in_schema=False)
-    def _metrics(request: Request) -> Response:
-        """Prometheus text format: this process's counters and the database's queue depths."""
-        return Response(metrics.render(request.app.state.sessionmaker),
-                        media_type="text/plain; version=0.0.4; charset=utf-8")
-
+    # cacheable: a returning browser reuses the file and its compiled code (megabytes)
+    app.add_api_route("/static-vendor/plotly.min.js", lambda: FileResponse(
+        plotly_js(), media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=86400"}), include_in_schema=False)
+    app.add_api_route("/metrics", _metrics, include_in_schema=False)
     for path, page in PAGES:
         app.add_api_route(path, _page(static / page), methods=["GET"], include_in_schema=False)
 
+
+def _metrics(request: Request) -> Response:
+    """Prometheus text format: this process's counters and the database's queue depths."""
+    return Response(metrics.render(request.app.state.sessionmaker),
+                    media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(title="ganwatch", version=__version__, lifespan=Services(settings).lifespan,
+                  description="Training-health diagnostics for GANs.")
+    app.state.settings = settings
+    add_middleware(app, settings)
+    add_error_handlers(app)
+    app.include_router(api_router())
+    add_dashboard(app)
     return app
