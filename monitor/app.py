@@ -27,7 +27,7 @@ from monitor.api.routes import (
     session,
     webhooks,
 )
-from monitor.db import is_postgres, make_engine, make_sessionmaker
+from monitor.db import is_psycopg, make_engine, make_sessionmaker
 from monitor.encoding import json_safe, shown, text_fault
 from monitor.errors import BadRequest, NotFound
 from monitor.guard import GuardMiddleware
@@ -140,7 +140,7 @@ class Services:
         app.state.handoff = Handoff(settings.resolved_public_url(), worker)
         tasks = [asyncio.create_task(_sweep_stalled_runs(app, settings.stall_check_interval)),
                  asyncio.create_task(worker.run_forever())]
-        if is_postgres(engine) and engine.dialect.driver == "psycopg":
+        if is_psycopg(engine):
             conninfo = engine.url.set(drivername="postgresql").render_as_string(
                 hide_password=False)
             tasks.append(asyncio.create_task(app.state.listener.run_forever(conninfo)))

@@ -44,9 +44,9 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from monitor.errors import unknown_alert, unknown_run
 from monitor.models import Alert, ApiToken, DashboardSession, Run, utcnow
 from monitor.schemas import INT64_MAX
-from monitor.store import unknown_alert, unknown_run
 
 
 class Role(str, Enum):
@@ -343,7 +343,7 @@ _ALERT_ID = TypeAdapter(int)  # how the routes read ``alert_id`` (lax: "7", "+7"
 
 def _only_own_project(request: Request, session: Session, who: Principal) -> None:
     """A 404 for a run or an alert the principal may not see, in the very words of one that
-    does not exist (``store.unknown_run``/``unknown_alert``): nothing tells a token which ids
+    does not exist (``errors.unknown_run``/``unknown_alert``): nothing tells a token which ids
     exist in other projects. Checked before the route runs, so a refused request changes
     nothing; every run id the request names is checked (the path's, and each ``?run_id=``),
     and an alert id is read as the route reads it, so "7.0" or "+7" cannot pass for another

@@ -40,5 +40,14 @@ def is_postgres(bind) -> bool:
     return getattr(bind, "dialect", bind).name == "postgresql"
 
 
+def is_psycopg(bind) -> bool:
+    """PostgreSQL through psycopg 3 (what the [postgres] extra installs): COPY and LISTEN are
+    available."""
+    if isinstance(bind, Session):
+        bind = bind.get_bind()
+    dialect = getattr(bind, "dialect", bind)
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)

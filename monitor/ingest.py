@@ -3,7 +3,7 @@
 1. lock the run's row (PostgreSQL: ``SELECT ... FOR NO KEY UPDATE``; SQLite serialises
    writers anyway), so batches of one run, through any replica, are stored and evaluated one
    at a time and always take their locks in the same order;
-2. store the batch (``store.store_batch``: claim its id, series, points, rollups, the run);
+2. store the batch (``store.points.store_batch``: claim its id, series, points, rollups, the run);
 3. build the window the rules need: the largest rule window before the batch's first
    evaluated step, up to its last, never the whole history (in order, the batch's own points
    come from memory);
@@ -32,7 +32,7 @@ from datetime import datetime
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from monitor import metrics, store
+from monitor import metrics
 from monitor.alerts import AlertRows
 from monitor.db import is_postgres
 from monitor.errors import unknown_run
@@ -43,6 +43,8 @@ from monitor.rules.config import effective_params
 from monitor.rules.core import SeriesView, Window
 from monitor.rules.lifecycle import FIRING
 from monitor.schemas import PointsBatch
+from monitor.store import points as point_store
+from monitor.store import runs as run_store
 from monitor.webhooks.outbox import Handoff, Outbox
 
 log = logging.getLogger("ganwatch.rules")
@@ -75,7 +77,7 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
     run = lock_run(session, run_id)
     if run is None:
         raise unknown_run(run_id)
-    stored = store.store_batch(session=session, run=run, batch=batch, max_series=max_series)
+    stored = point_store.store_batch(session=session, run=run, batch=batch, max_series=max_series)
     if stored is None:
         return 0, True
     fresh = None
@@ -90,7 +92,7 @@ def ingest_points(*, session: Session, run_id: str, batch: PointsBatch,
 
 def finish_run(*, session: Session, run_id: str, handoff: Handoff | None = None) -> Run:
     """Mark a run finished (idempotent); a finished run is not stalled."""
-    run = store.get_run(session=session, run_id=run_id)
+    run = run_store.get_run(session=session, run_id=run_id)
     if run.status != "finished":
         run.status = "finished"
         run.finished_at = utcnow()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Double,
     ForeignKey,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -93,6 +95,25 @@ class Point(Base):
     step: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Double, nullable=True)  # NULL = NaN
     wall_time: Mapped[float] = mapped_column(Double)
+
+
+# Pre-aggregated min/max buckets of every series (monitor/store/rollups.py keeps and reads
+# them): a Core table, read and upserted in bulk, never as ORM objects.
+point_rollups = Table(
+    "point_rollups", Base.metadata,
+    Column("series_id", BigInteger, ForeignKey("series.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("nonfinite", BigInteger, nullable=False),
+    Column("min_value", Double, nullable=True),
+    Column("min_step", BigInteger, nullable=True),
+    Column("min_wall", Double, nullable=True),
+    Column("max_value", Double, nullable=True),
+    Column("max_step", BigInteger, nullable=True),
+    Column("max_wall", Double, nullable=True),
+)
 
 
 class Sample(Base):

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from monitor import ingest, migrate, store
+from monitor import ingest, migrate
 from monitor.db import make_engine, make_sessionmaker
 from monitor.models import Alert, AlertEvent
 from monitor.schemas import PointsBatch, RunCreate
+from monitor.store import runs as run_store
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Store:
 
     def run(self, rules: dict | None = None, checkin_interval: float | None = None) -> str:
         with self.sessions() as session:
-            run, _ = store.create_or_resume_run(session=session, run_create=RunCreate(
+            run, _ = run_store.create_or_resume_run(session=session, run_create=RunCreate(
                 name="synthetic", rules=rules or {}, checkin_interval=checkin_interval))
             return run.id
 

@@ -31,8 +31,8 @@ from rules_harness import Store
 
 import trainer_client
 from monitor import ingest
-from monitor.rollups import LEVELS
 from monitor.rules import library
+from monitor.store.rollups import LEVELS
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))

@@ -6,7 +6,7 @@ import random
 import pytest
 from conftest import series
 
-from monitor.rollups import LEVELS
+from monitor.store.rollups import LEVELS
 
 
 def make_series(n=5000, seed=7):

@@ -10,8 +10,10 @@ from alembic import command
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
-from monitor import migrate, rollups, store
-from monitor.models import Point
+from monitor import migrate
+from monitor.models import Point, point_rollups
+from monitor.store import rollups
+from monitor.store import series as series_store
 
 
 def brute(points, level):
@@ -28,11 +30,11 @@ def brute(points, level):
 
 
 def stored(session, sid, level):
-    rows = session.execute(select(rollups.rollups.c.bucket, rollups.rollups.c.n,
-                                  rollups.rollups.c.nonfinite, rollups.rollups.c.min_value,
-                                  rollups.rollups.c.max_value)
-                           .where(rollups.rollups.c.series_id == sid,
-                                  rollups.rollups.c.level == level)).all()
+    rows = session.execute(select(point_rollups.c.bucket, point_rollups.c.n,
+                                  point_rollups.c.nonfinite, point_rollups.c.min_value,
+                                  point_rollups.c.max_value)
+                           .where(point_rollups.c.series_id == sid,
+                                  point_rollups.c.level == level)).all()
     return {b: (n, bad, lo, hi) for b, n, bad, lo, hi in rows}
 
 
@@ -109,7 +111,7 @@ def test_a_long_read_matches_the_points(tmp_path):
     with Session(engine) as session:
         rollups.upsert(session, rollups.aggregate((1, s, v, 0.0) for s, v in points))
         session.commit()
-        data = store.read_series(session=session, run_id="r1", key="v", max_points=500)
+        data = series_store.read_series(session=session, run_id="r1", key="v", max_points=500)
         raw = session.execute(select(Point.step).where(Point.series_id == 1)).all()
     assert data.count == len(raw) == len(points) and data.downsampled
     width = data.bucket_steps

@@ -190,3 +190,15 @@ def test_the_server_spells_non_finite_numbers_in_one_module():
     assert found == []
     numbers = ast.parse((ROOT / "monitor" / "encoding.py").read_text())
     assert spellings <= {n.value for n in ast.walk(numbers) if isinstance(n, ast.Constant)}
+
+
+def test_migrations_import_no_application_code():
+    """A migration that has run must not change meaning when the app does: the revisions
+    import alembic and SQLAlchemy, never the project's own modules."""
+    revisions = {m: p for m, p in MODULES.items() if m.startswith("monitor.migrations.versions.")}
+    assert len(revisions) >= 6
+    found = [f"{path.relative_to(ROOT)} imports {name}"
+             for module, path in revisions.items()
+             for name in sorted(_imports(module, path, top_level_only=False))
+             if name.split(".")[0] in PACKAGES]
+    assert found == []

@@ -2,7 +2,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from monitor import store
 from monitor.api.deps import PrincipalDep, SessionDep, require
 from monitor.auth import Role
 from monitor.models import Alert
@@ -14,6 +13,7 @@ from monitor.schemas import (
     AlertPublic,
     AlertsPublic,
 )
+from monitor.store import alerts as alert_store
 
 router = APIRouter(tags=["alerts"])
 
@@ -36,15 +36,16 @@ def list_alerts(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AlertsPublic:
     """Alerts, newest first, with their evidence and the recommended action."""
-    alerts, count = store.list_alerts(session=session, run_id=run_id, status=status, rule=rule,
-                                      limit=limit, offset=offset, project=principal.only_project)
+    alerts, count = alert_store.list_alerts(
+        session=session, run_id=run_id, status=status, rule=rule, limit=limit, offset=offset,
+        project=principal.only_project)
     return AlertsPublic(data=[alert_public(a) for a in alerts], count=count)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertPublic,
             dependencies=[Depends(require(Role.read))])
 def read_alert(session: SessionDep, alert_id: int) -> AlertPublic:
-    return alert_public(store.get_alert(session=session, alert_id=alert_id))
+    return alert_public(alert_store.get_alert(session=session, alert_id=alert_id))
 
 
 # a read token may: acknowledging is what the dashboard's button does
@@ -52,7 +53,7 @@ def read_alert(session: SessionDep, alert_id: int) -> AlertPublic:
              dependencies=[Depends(require(Role.read))])
 def ack_alert(session: SessionDep, alert_id: int, body: AlertAck | None = None) -> AlertPublic:
     """Acknowledge an alert: someone is on it. It keeps firing until its condition clears."""
-    alert = store.ack_alert(session=session, alert_id=alert_id, by=body.by if body else None)
+    alert = alert_store.ack_alert(session=session, alert_id=alert_id, by=body.by if body else None)
     return alert_public(alert)
 
 
@@ -66,8 +67,8 @@ def list_alert_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertEventsPublic:
     """Notifications, oldest first: one per firing, escalation and resolution."""
-    events = store.list_alert_events(session=session, run_id=run_id, after_id=after_id,
-                                     limit=limit, project=principal.only_project)
+    events = alert_store.list_alert_events(session=session, run_id=run_id, after_id=after_id,
+                                           limit=limit, project=principal.only_project)
     return AlertEventsPublic(
         data=[AlertEventPublic.model_validate(e, from_attributes=True) for e in events],
         count=len(events))

@@ -40,13 +40,15 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor import metrics, store
+from monitor import metrics
 from monitor.api.deps import SessionDep, SettingsDep, require
 from monitor.api.routes.samples import sample_public
 from monitor.auth import Role, still_valid
 from monitor.encoding import json_number
 from monitor.models import Alert, AlertEvent, Point, Run, Sample, Series
 from monitor.schemas import ErrorPublic
+from monitor.store import runs as run_store
+from monitor.store import samples as sample_store
 
 router = APIRouter(prefix="/runs/{run_id}/events", tags=["live"])
 
@@ -146,7 +148,7 @@ class RunFeed:
             events.append(("points", {"series": out}))
 
         samples = session.execute(
-            select(*store.SAMPLE_COLUMNS)
+            select(*sample_store.SAMPLE_COLUMNS)
             .where(Sample.run_id == self.run_id, Sample.id > cur.samples)
             .order_by(Sample.id).limit(500)).all()
         if samples:
@@ -202,7 +204,7 @@ async def run_events(
 ) -> StreamingResponse:
     """A run's new points, sample grids and alert changes as server-sent events (see the
     module's documentation for the event types)."""
-    store.get_run(session=session, run_id=run_id)
+    run_store.get_run(session=session, run_id=run_id)
     start = Cursor.parse(last_event_id) or Cursor.parse(cursor) or RunFeed.current(session,
                                                                                     run_id)
     session.close()  # the stream uses sessions of its own, one per poll

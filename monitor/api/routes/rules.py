@@ -1,12 +1,12 @@
 from fastapi import APIRouter, Depends
 
-from monitor import store
 from monitor.api.deps import SessionDep, require
 from monitor.auth import Role
 from monitor.models import Run
 from monitor.rules import RULES
 from monitor.rules.config import effective_params
 from monitor.schemas import RulePublic, RunRules, RunRulesUpdate
+from monitor.store import runs as run_store
 
 router = APIRouter(tags=["rules"])
 
@@ -31,14 +31,15 @@ def list_rules() -> list[RulePublic]:
             dependencies=[Depends(require(Role.read))])
 def read_run_rules(session: SessionDep, run_id: str) -> RunRules:
     """The run's effective rule parameters, its overrides, and its silenced rules."""
-    return run_rules(store.get_run(session=session, run_id=run_id))
+    return run_rules(run_store.get_run(session=session, run_id=run_id))
 
 
 @router.patch("/runs/{run_id}/rules", response_model=RunRules,
               dependencies=[Depends(require(Role.ingest))])
 def update_run_rules(session: SessionDep, run_id: str, body: RunRulesUpdate) -> RunRules:
     """Change the run's rule parameters or silence rules, from the next evaluation on."""
-    return run_rules(store.update_run_rules(session=session, run_id=run_id, changes=body.rules))
+    return run_rules(run_store.update_run_rules(session=session, run_id=run_id,
+                                                changes=body.rules))
 
 
 # a read token may silence and unsilence: what the dashboard's buttons do
@@ -46,12 +47,12 @@ def update_run_rules(session: SessionDep, run_id: str, body: RunRulesUpdate) -> 
              dependencies=[Depends(require(Role.read))])
 def silence_rule(session: SessionDep, run_id: str, rule: str) -> RunRules:
     """Stop evaluating a rule for this run (its open alert stays as it is)."""
-    return run_rules(store.update_run_rules(session=session, run_id=run_id,
-                                            changes={rule: False}))
+    return run_rules(run_store.update_run_rules(session=session, run_id=run_id,
+                                                changes={rule: False}))
 
 
 @router.delete("/runs/{run_id}/rules/{rule}/silence", response_model=RunRules,
                dependencies=[Depends(require(Role.read))])
 def unsilence_rule(session: SessionDep, run_id: str, rule: str) -> RunRules:
-    return run_rules(store.update_run_rules(session=session, run_id=run_id,
-                                            changes={rule: True}))
+    return run_rules(run_store.update_run_rules(session=session, run_id=run_id,
+                                                changes={rule: True}))

@@ -2,11 +2,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
-from monitor import ingest, store
+from monitor import ingest
 from monitor.api.deps import HandoffDep, PrincipalDep, SessionDep, require
 from monitor.auth import Role, forbidden
+from monitor.errors import RunIdTaken
 from monitor.models import Run
 from monitor.schemas import ErrorPublic, RunCreate, RunPublic, RunsPublic
+from monitor.store import alerts as alert_store
+from monitor.store import runs as run_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -24,8 +27,8 @@ def run_public(run: Run, keys: list[str], health: tuple[str, int, bool]) -> RunP
 
 
 def one_run(session, run: Run) -> RunPublic:
-    return run_public(run, store.series_keys(session=session, run_ids=[run.id])[run.id],
-                      store.run_health(session=session, run_ids=[run.id])[run.id])
+    return run_public(run, run_store.series_keys(session=session, run_ids=[run.id])[run.id],
+                      alert_store.run_health(session=session, run_ids=[run.id])[run.id])
 
 
 @router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
@@ -45,9 +48,9 @@ def create_run(session: SessionDep, principal: PrincipalDep, run_create: RunCrea
                             f"{run_create.project!r}")
         project = principal.project
     try:
-        run, created = store.create_or_resume_run(session=session, run_create=run_create,
-                                                  project=project)
-    except store.RunIdTaken as taken:
+        run, created = run_store.create_or_resume_run(session=session, run_create=run_create,
+                                                      project=project)
+    except RunIdTaken as taken:
         # Refused before anything changed. Run ids are one namespace, so "taken" cannot be
         # hidden from whoever tries to create the id; the answer names neither the project nor
         # anything of the run (an admin, who sees every project, is told the project).
@@ -71,18 +74,18 @@ def list_runs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunsPublic:
     """Runs, newest first."""
-    runs, count = store.list_runs(session=session, name=name, limit=limit, offset=offset,
-                                  project=principal.only_project)
+    runs, count = run_store.list_runs(session=session, name=name, limit=limit, offset=offset,
+                                      project=principal.only_project)
     ids = [r.id for r in runs]
-    keys = store.series_keys(session=session, run_ids=ids)
-    health = store.run_health(session=session, run_ids=ids)
+    keys = run_store.series_keys(session=session, run_ids=ids)
+    health = alert_store.run_health(session=session, run_ids=ids)
     return RunsPublic(data=[run_public(r, keys[r.id], health[r.id]) for r in runs], count=count)
 
 
 @router.get("/{run_id}", response_model=RunPublic, dependencies=[Depends(require(Role.read))])
 def read_run(session: SessionDep, run_id: str) -> RunPublic:
     """One run, with the keys of its series."""
-    return one_run(session, store.get_run(session=session, run_id=run_id))
+    return one_run(session, run_store.get_run(session=session, run_id=run_id))
 
 
 @router.post("/{run_id}/finish", response_model=RunPublic,

@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from PIL import Image, UnidentifiedImageError
 
-from monitor import metrics, store
+from monitor import metrics
 from monitor.api.deps import SessionDep, SettingsDep, require
 from monitor.auth import Role
 from monitor.schemas import INT64_MAX, BatchId, SamplePublic, SamplesPublic, SeriesKey
+from monitor.store import samples as sample_store
 
 router = APIRouter(prefix="/runs/{run_id}/samples", tags=["samples"])
 
@@ -87,7 +88,7 @@ async def upload_sample(
                             f"the sample has {len(body)} bytes; the limit is "
                             f"{settings.max_sample_bytes} (GANWATCH_MAX_SAMPLE_BYTES)")
     width, height = png_size(body, settings.max_sample_pixels)
-    sample, duplicate = store.add_sample(
+    sample, duplicate = sample_store.add_sample(
         session=session, run_id=run_id, key=key, step=step,
         wall_time=time.time() if wall_time is None else wall_time,
         width=width, height=height, png=body, batch_id=batch_id)
@@ -107,8 +108,8 @@ def list_samples(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> SamplesPublic:
     """A run's sample grids in step order (metadata; fetch each PNG from its `url`)."""
-    rows, count = store.list_samples(session=session, run_id=run_id, key=key, limit=limit,
-                                     offset=offset)
+    rows, count = sample_store.list_samples(session=session, run_id=run_id, key=key, limit=limit,
+                                            offset=offset)
     return SamplesPublic(data=[sample_public(r) for r in rows], count=count)
 
 
@@ -117,7 +118,7 @@ def list_samples(
             dependencies=[Depends(require(Role.read))])
 def read_sample(session: SessionDep, run_id: str, sample_id: int) -> Response:
     """The PNG of one sample grid."""
-    png = store.get_sample_png(session=session, run_id=run_id, sample_id=sample_id)
+    png = sample_store.get_sample_png(session=session, run_id=run_id, sample_id=sample_id)
     # never changes, but is this browser's to keep, not a shared cache's (a private run's)
     return Response(png, media_type="image/png",
                     headers={"Cache-Control": "private, max-age=31536000, immutable"})

@@ -3,11 +3,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 
-from monitor import store
 from monitor.api.deps import SessionDep, SettingsDep, require
 from monitor.auth import Role
 from monitor.encoding import json_number
 from monitor.schemas import INT64_MAX, SeriesRead
+from monitor.store import runs as run_store
+from monitor.store import series as series_store
 
 router = APIRouter(prefix="/runs/{run_id}/series", tags=["series"])
 
@@ -43,13 +44,13 @@ def read_series(
                             f"{max_points * len(key)} points; the limit is "
                             f"{settings.max_series_points} points per read "
                             "(GANWATCH_MAX_SERIES_POINTS)")
-    store.get_run(session=session, run_id=run_id)
+    run_store.get_run(session=session, run_id=run_id)
     out = []
     for k in key:
         # points read one by one: at most about max_series_points for the whole request
-        data = store.read_series(session=session, run_id=run_id, key=k, max_points=max_points,
-                                 min_step=min_step, max_step=max_step,
-                                 raw_limit=settings.max_series_points // len(key))
+        data = series_store.read_series(
+            session=session, run_id=run_id, key=k, max_points=max_points, min_step=min_step,
+            max_step=max_step, raw_limit=settings.max_series_points // len(key))
         out.append({
             "key": data.key, "steps": data.steps,
             "values": [json_number(v) for v in data.values],

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from monitor.api.deps import HandoffDep, SessionDep, SettingsDep, require
 from monitor.auth import Role
+from monitor.errors import BadRequest
 from monitor.models import Delivery, DeliveryAttempt, Webhook
 from monitor.schemas import (
     DeliveriesPublic,
@@ -15,7 +16,7 @@ from monitor.schemas import (
     WebhooksPublic,
     WebhookUpdate,
 )
-from monitor.webhooks import store
+from monitor.webhooks import registry
 from monitor.webhooks.signing import signing_key
 from monitor.webhooks.targets import Policy
 
@@ -46,7 +47,7 @@ def _check_host(settings, url: str | None) -> None:
     refusal = Policy.from_settings(settings).url_refusal(url)
     if refusal:
         shown = url if len(url) <= 200 else url[:200] + "..."
-        raise store.BadRequest(f"webhooks may not point at {shown!r}: {refusal}")
+        raise BadRequest(f"webhooks may not point at {shown!r}: {refusal}")
 
 
 def _check_secret(secret: str | None) -> None:
@@ -54,7 +55,7 @@ def _check_secret(secret: str | None) -> None:
         try:
             signing_key(secret)
         except ValueError as exc:
-            raise store.BadRequest(f"secret: {exc}") from None
+            raise BadRequest(f"secret: {exc}") from None
 
 
 @router.post("", response_model=WebhookCreated, status_code=201)
@@ -64,19 +65,19 @@ def create_webhook(session: SessionDep, settings: SettingsDep,
     this once, never again."""
     _check_host(settings, body.url)
     _check_secret(body.secret)
-    webhook = store.create_webhook(session, body)
+    webhook = registry.create_webhook(session, body)
     return WebhookCreated(**webhook_public(webhook).model_dump(), secret=webhook.secret)
 
 
 @router.get("", response_model=WebhooksPublic)
 def list_webhooks(session: SessionDep) -> WebhooksPublic:
-    hooks = store.list_webhooks(session)
+    hooks = registry.list_webhooks(session)
     return WebhooksPublic(data=[webhook_public(w) for w in hooks], count=len(hooks))
 
 
 @router.get("/{webhook_id}", response_model=WebhookPublic)
 def read_webhook(session: SessionDep, webhook_id: int) -> WebhookPublic:
-    return webhook_public(store.get_webhook(session, webhook_id))
+    return webhook_public(registry.get_webhook(session, webhook_id))
 
 
 @router.patch("/{webhook_id}", response_model=WebhookPublic)
@@ -85,19 +86,19 @@ def update_webhook(session: SessionDep, settings: SettingsDep, webhook_id: int,
     """Change a webhook's settings (a new secret too); fields left out stay as they are."""
     _check_host(settings, body.url)
     _check_secret(body.secret)
-    return webhook_public(store.update_webhook(session, webhook_id, body))
+    return webhook_public(registry.update_webhook(session, webhook_id, body))
 
 
 @router.delete("/{webhook_id}", status_code=204)
 def delete_webhook(session: SessionDep, webhook_id: int) -> Response:
-    store.delete_webhook(session, webhook_id)
+    registry.delete_webhook(session, webhook_id)
     return Response(status_code=204)
 
 
 @router.post("/{webhook_id}/test", response_model=DeliveryPublic, status_code=202)
 def test_webhook(session: SessionDep, handoff: HandoffDep, webhook_id: int) -> DeliveryPublic:
     """Queue a test event for this webhook; follow it in the delivery log."""
-    return delivery_public(store.send_test(session, webhook_id, handoff), [])
+    return delivery_public(registry.send_test(session, webhook_id, handoff), [])
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveriesPublic)
@@ -111,6 +112,6 @@ def list_deliveries(
 ) -> DeliveriesPublic:
     """The delivery log, newest first: status, attempts with their status codes and errors,
     and the next attempt of a pending delivery."""
-    rows, count = store.list_deliveries(session, webhook_id, status=status, limit=limit,
-                                        offset=offset)
+    rows, count = registry.list_deliveries(session, webhook_id, status=status, limit=limit,
+                                           offset=offset)
     return DeliveriesPublic(data=[delivery_public(d, a) for d, a in rows], count=count)

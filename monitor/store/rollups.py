@@ -23,11 +23,7 @@ import sys
 from collections.abc import Iterable
 
 from sqlalchemy import (
-    BigInteger,
     Column,
-    Double,
-    ForeignKey,
-    Integer,
     MetaData,
     Table,
     and_,
@@ -40,26 +36,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from monitor.models import Base, Point
+from monitor.db import is_postgres
+from monitor.models import Point, point_rollups
 
 LEVELS = (64, 512, 4096, 32768)  # a level 8 cost PostgreSQL ingest a sixth; short reads are raw
 FLOAT_MAX = sys.float_info.max
 
-rollups = Table(
-    "point_rollups", Base.metadata,
-    Column("series_id", BigInteger, ForeignKey("series.id", ondelete="CASCADE"),
-           primary_key=True),
-    Column("level", Integer, primary_key=True),
-    Column("bucket", BigInteger, primary_key=True),
-    Column("n", BigInteger, nullable=False),
-    Column("nonfinite", BigInteger, nullable=False),
-    Column("min_value", Double, nullable=True),
-    Column("min_step", BigInteger, nullable=True),
-    Column("min_wall", Double, nullable=True),
-    Column("max_value", Double, nullable=True),
-    Column("max_step", BigInteger, nullable=True),
-    Column("max_wall", Double, nullable=True),
-)
 
 
 class Extremes:
@@ -147,16 +129,16 @@ COLUMN_TYPES = ["int8", "int4", "int8", "int8", "int8", "float8", "int8", "float
                 "int8", "float8"]
 
 
-def _upsert_statement(dialect: str, source: Table | None = None):
+def _upsert_statement(postgres: bool, source: Table | None = None):
     """INSERT ... ON CONFLICT DO UPDATE merging into the stored row: of one row of parameters,
     or of every row of ``source`` (a table with the same columns)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(rollups)
+    insert = postgresql.insert if postgres else sqlite.insert
+    stmt = insert(point_rollups)
     if source is not None:
         # in key order: concurrent upserts lock shared buckets in the same order
         stmt = stmt.from_select(list(COLUMNS), select(*[source.c[c] for c in COLUMNS]).order_by(
             source.c.series_id, source.c.level, source.c.bucket))
-    new, old = stmt.excluded, rollups.c
+    new, old = stmt.excluded, point_rollups.c
     take_min = or_(old.min_value.is_(None),
                    and_(new.min_value.is_not(None), new.min_value < old.min_value))
     take_max = or_(old.max_value.is_(None),
@@ -176,7 +158,7 @@ def _upsert_statement(dialect: str, source: Table | None = None):
 
 _SQLITE_UPSERT: tuple[str, list[str]] | None = None
 # a session's own staging table for the batch's rows (PostgreSQL), emptied at commit
-_PG_STAGING = Table("rollup_batch", MetaData(), *[Column(c.name, c.type) for c in rollups.c])
+_PG_STAGING = Table("rollup_batch", MetaData(), *[Column(c.name, c.type) for c in point_rollups.c])
 
 
 def upsert(session: Session, aggregates: dict[tuple, list]) -> None:
@@ -187,12 +169,11 @@ def upsert(session: Session, aggregates: dict[tuple, list]) -> None:
     # sorted: two transactions upserting the same buckets take their locks in the same order
     rows = sorted(((sid, level, bucket, *r) for (sid, level, bucket), r in aggregates.items()),
                   key=lambda r: (r[0], r[1], r[2]))
-    dialect = session.get_bind().dialect
-    if dialect.name == "sqlite":
+    if not is_postgres(session):
         # The same statement, compiled once and run through the driver's executemany: on
         # SQLite, SQLAlchemy's per-row parameter handling would cost more than the upsert.
         if _SQLITE_UPSERT is None:
-            compiled = _upsert_statement("sqlite").compile(dialect=dialect)
+            compiled = _upsert_statement(False).compile(dialect=session.get_bind().dialect)
             _SQLITE_UPSERT = (compiled.string, [COLUMNS.index(n) for n in compiled.positiontup])
         sql, order = _SQLITE_UPSERT
         session.connection().exec_driver_sql(sql, [tuple(r[i] for i in order) for r in rows])
@@ -207,7 +188,7 @@ def upsert(session: Session, aggregates: dict[tuple, list]) -> None:
             "ON COMMIT DELETE ROWS"))
         record.info["rollup_staging"] = True
     copy_rows(session, _PG_STAGING.name, COLUMNS, rows, COLUMN_TYPES)
-    session.execute(_upsert_statement("postgresql", _PG_STAGING))  # emptied at commit
+    session.execute(_upsert_statement(True, _PG_STAGING))  # emptied at commit
 
 
 def copy_rows(session: Session, table: str, columns, rows, types: list[str]) -> None:
@@ -234,9 +215,9 @@ def count_points(session: Session, sid: int, lo: int, hi: int) -> int:
                 rest.append((a, b))
                 continue
             total += session.scalar(
-                select(func.coalesce(func.sum(rollups.c.n), 0))
-                .where(rollups.c.series_id == sid, rollups.c.level == level,
-                       rollups.c.bucket >= first, rollups.c.bucket <= last)) or 0
+                select(func.coalesce(func.sum(point_rollups.c.n), 0))
+                .where(point_rollups.c.series_id == sid, point_rollups.c.level == level,
+                       point_rollups.c.bucket >= first, point_rollups.c.bucket <= last)) or 0
             rest += [(a, first * level - 1), ((last + 1) * level, b)]
         segments = [(a, b) for a, b in rest if a <= b]
     for a, b in segments:
@@ -305,11 +286,11 @@ def read_bucketed(session: Session, sid: int, lo: int, hi: int, n_buckets: int,
 
     if first_full <= last_full:
         rows = session.execute(
-            select(rollups.c.bucket, rollups.c.nonfinite, rollups.c.min_value,
-                   rollups.c.min_step, rollups.c.min_wall, rollups.c.max_value,
-                   rollups.c.max_step, rollups.c.max_wall)
-            .where(rollups.c.series_id == sid, rollups.c.level == level,
-                   rollups.c.bucket >= first_full, rollups.c.bucket <= last_full))
+            select(point_rollups.c.bucket, point_rollups.c.nonfinite, point_rollups.c.min_value,
+                   point_rollups.c.min_step, point_rollups.c.min_wall, point_rollups.c.max_value,
+                   point_rollups.c.max_step, point_rollups.c.max_wall)
+            .where(point_rollups.c.series_id == sid, point_rollups.c.level == level,
+                   point_rollups.c.bucket >= first_full, point_rollups.c.bucket <= last_full))
         nonfinite_buckets = []
         for bucket, nonfinite, min_v, min_s, min_w, max_v, max_s, max_w in rows:
             if min_v is not None:
