@@ -39,6 +39,7 @@ from monitor.errors import unknown_run
 from monitor.models import AlertEvent, Point, Run, Series, utcnow
 from monitor.notify import notify_run
 from monitor.rules import evaluate as rules
+from monitor.rules import families, vocabulary
 from monitor.rules.config import effective_params
 from monitor.rules.core import SeriesView, Window
 from monitor.rules.lifecycle import FIRING
@@ -132,7 +133,8 @@ class Applier:
     def __init__(self, effects: Effects, run: Run) -> None:
         self.effects = effects
         self.run = run
-        self.params = run_params(run)
+        self.family = family_of(run)[0]
+        self.params = run_params(run, self.family)
         self.silenced = set(run.silenced or [])
         self.alerts = AlertRows(effects.session, run)
         self.states = self.alerts.states()
@@ -150,9 +152,30 @@ class Applier:
             self.effects.outbox.enqueue(event=event, alert=alert, run=self.run)
 
 
-def run_params(run: Run) -> dict[str, dict]:
+def family_of(run: Run) -> tuple[str, str]:
+    """The run's loss family and where it comes from: declared, inferred or the default."""
+    if run.loss:
+        return run.loss, "declared"
+    if run.loss_inferred:
+        return run.loss_inferred, "inferred"
+    return families.DEFAULT, "default"
+
+
+def run_roles(run: Run, keys) -> dict[str, str]:
+    """Which of the run's series keys plays each role the rules read."""
+    return vocabulary.resolve(keys, run.key_map)
+
+
+def run_coverage(run: Run, keys: list[str]) -> dict[str, dict]:
+    """Per point rule: applies, watching, missing (``rules.evaluate.coverage``)."""
+    family = family_of(run)[0]
+    return rules.coverage(run_params(run, family), run_roles(run, keys), keys, family,
+                          silenced=run.silenced or [])
+
+
+def run_params(run: Run, family: str | None = None) -> dict[str, dict]:
     """The run's effective rule parameters (its check-in interval is the stalled rule's)."""
-    params = effective_params(run.rules)
+    params = effective_params(run.rules, family or family_of(run)[0])
     params["stalled"]["checkin_interval"] = (
         run.checkin_interval or params["stalled"]["checkin_interval"])
     return params
@@ -161,21 +184,28 @@ def run_params(run: Run) -> dict[str, dict]:
 # -- the window --------------------------------------------------------------------------------
 
 def load_window(session: Session, run: Run, params: dict, silenced: set[str], first: int,
-                hi: int, short_lo: int, fresh: Fresh | None = None) -> dict[str, SeriesView]:
+                hi: int, short_lo: int,
+                fresh: Fresh | None = None) -> tuple[dict[str, SeriesView], dict[str, str]]:
     """Points of the run up to ``hi``: for each series a rule reads, the largest window of
     the rules that read it before ``first`` (the batch's first evaluated step); for the
     rest, from ``short_lo`` (only the non-finite rule looks at them, at new steps).
 
     ``fresh``: the batch being stored, when every point stored before it has a smaller
     step than all of its own (the in-order case): the database is then read only below
-    the batch, and the batch's points come from memory instead of being read back."""
+    the batch, and the batch's points come from memory instead of being read back.
+
+    Returns the views by the run's own keys, and the roles (which key plays ``d_loss``...):
+    a span asked for a role is read from the key that plays it."""
     spans = rules.window_spans(params, silenced)
     ids = dict(session.execute(
         select(Series.id, Series.key).where(Series.run_id == run.id)).all())
+    roles = run_roles(run, ids.values())
+    role_of = {key: role for role, key in roles.items()}
     groups: dict[int, list[int]] = {}  # lower bound -> series ids
     for sid, key in ids.items():
+        names = (key, role_of.get(key, key))
         span = max([n for p, n in spans.items()
-                    if key == p or (p.endswith("/") and key.startswith(p))], default=None)
+                    if p in names or (p.endswith("/") and key.startswith(p))], default=None)
         groups.setdefault(short_lo if span is None else min(short_lo, first - span),
                           []).append(sid)
     views: dict[str, tuple[list, list]] = {}
@@ -199,7 +229,7 @@ def load_window(session: Session, run: Run, params: dict, silenced: set[str], fi
                 if bounds[key] <= step <= hi:
                     steps.append(step)
                     values.append(math.nan if value is None else value)
-    return {k: SeriesView(s, v) for k, (s, v) in views.items()}
+    return {k: SeriesView(s, v) for k, (s, v) in views.items()}, roles
 
 
 # -- evaluating --------------------------------------------------------------------------------
@@ -214,8 +244,16 @@ def evaluate_run(effects: Effects, run: Run, steps: list[int],
     applier = Applier(effects, run)
     params, silenced = applier.params, applier.silenced
     todo = rules.evaluation_steps(steps)
-    series = load_window(effects.session, run, params, silenced, todo[0], todo[-1],
-                         min(done, todo[0] - int(params["non_finite"]["window"])), fresh)
+    series, roles = load_window(effects.session, run, params, silenced, todo[0], todo[-1],
+                                min(done, todo[0] - int(params["non_finite"]["window"])), fresh)
+    if not run.loss:  # what the run logged may say which loss it trains with
+        inferred = families.infer(Window(step=todo[-1], series=series, roles=roles),
+                                  run.loss_inferred)
+        if inferred != run.loss_inferred:
+            log.info("run %s: loss family inferred as %s", run.id, inferred)
+            run.loss_inferred = inferred
+            applier.family = inferred
+            applier.params = params = run_params(run, inferred)
     previous = done
     for t in todo:
         views = {}
@@ -223,9 +261,10 @@ def evaluate_run(effects: Effects, run: Run, steps: list[int],
             end = bisect.bisect_right(view.steps, t)
             if end:
                 views[key] = SeriesView(view.steps[:end], view.values[:end])
-        window = Window(step=t, series=views, previous_step=previous, run_id=run.id)
+        window = Window(step=t, series=views, previous_step=previous, run_id=run.id,
+                        roles=roles)
         applier.apply(rules.evaluate(window, applier.states, params, silenced=silenced,
-                                     final=t == todo[-1]))
+                                     final=t == todo[-1], family=applier.family))
         previous = t
     # the evaluation as a whole worked (see evaluate_on_ingest)
     applier.apply(rules.worked("", todo[-1], applier.states, params))

@@ -74,6 +74,12 @@ class Run(Base):
     checkin_interval: Mapped[float | None] = mapped_column(Double, nullable=True)
     last_point_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     evaluated_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The GAN's loss family as the client declared it (monitor/rules/families.py), or as the
+    # rules inferred it from what was logged; and the keys the client declared for roles
+    # {"d_loss": "my_d"} (monitor/rules/vocabulary.py).
+    loss: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    loss_inferred: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    key_map: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class Series(Base):

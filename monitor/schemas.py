@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from monitor.encoding import MAX_DEPTH, shown, stored_safe, text_fault
+from monitor.rules import families, vocabulary
 
 # -- text: what every string the API accepts must be ----------------------------------------
 # Text the server stores and writes back as JSON: valid Unicode (no lone surrogates, which a
@@ -124,6 +125,24 @@ class RunCreate(BaseModel):
         None, gt=0, le=86400 * 7,
         description="Seconds within which the client promises new points; the stalled rule "
                     "fires after this plus its grace.")
+    loss: str | None = Field(
+        None, description="The GAN's loss family: " + ", ".join(families.FAMILIES) + " (also "
+        "spelled ns, hinge, wgan_gp, ...). Without it, a \"loss\" key of the config names it, "
+        "or the server infers it from what is logged.")
+    keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="Series keys for the rules' roles, where the run's names are not known "
+                    "aliases: {\"d_loss\": \"my_d_loss\"}. Roles: " + ", ".join(vocabulary.ROLES))
+
+    @field_validator("loss")
+    @classmethod
+    def _known_family(cls, value: str | None) -> str | None:
+        return None if value is None else families.canonical(value)
+
+    @field_validator("keys")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        return vocabulary.check_declared(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -183,6 +202,14 @@ class RunPublic(StoredPublic):
     open_alerts: int = Field(0, description="Alerts firing now")
     checkin_interval: float | None = None
     last_point_at: datetime | None = None
+    loss: str = Field("bce", description="The loss family the rules use for this run")
+    loss_source: Literal["declared", "inferred", "default"] = Field(
+        "default", description="declared by the client, inferred from what the run logged, or "
+                               "the default (bce) until one of those says otherwise")
+    roles: dict[str, str] = Field(
+        default_factory=dict,
+        description="Which of the run's series plays each role the rules read (declared keys, "
+                    "the role's own name, or a known alias such as Loss_D for d_loss)")
 
 
 class RunsPublic(BaseModel):
@@ -339,11 +366,25 @@ class RulePublic(BaseModel):
     params: dict[str, RuleParam]
 
 
+class RuleCoverage(BaseModel):
+    applies: bool = Field(description="The rule means something for the run's loss family")
+    silenced: bool
+    watching: bool = Field(description="Applies, is not silenced, and the run logs what it "
+                                       "needs: false is never an all-clear")
+    missing: list[str] = Field(description="What it needs and the run does not log (a role, "
+                                           "under its own name or an alias)")
+
+
 class RunRules(BaseModel):
     run_id: str
     params: dict[str, dict[str, Any]] = Field(description="Effective parameters per rule.")
     overrides: dict[str, dict[str, Any]]
     silenced: list[str]
+    loss: str = "bce"
+    loss_source: str = "default"
+    roles: dict[str, str] = Field(default_factory=dict)
+    rules: dict[str, RuleCoverage] = Field(
+        default_factory=dict, description="Per point rule: applies, watching, missing")
 
 
 class RunRulesUpdate(PlainTextBody):

@@ -34,11 +34,25 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def run(self, rules: dict | None = None, checkin_interval: float | None = None) -> str:
+    def run(self, rules: dict | None = None, checkin_interval: float | None = None,
+            **create) -> str:
+        """A new run; ``create``: more of what a client sends (loss, keys, config)."""
         with self.sessions() as session:
             run, _ = run_store.create_or_resume_run(session=session, run_create=RunCreate(
-                name="synthetic", rules=rules or {}, checkin_interval=checkin_interval))
+                name="synthetic", rules=rules or {}, checkin_interval=checkin_interval,
+                **create))
             return run.id
+
+    def coverage(self, run_id: str) -> dict[str, dict]:
+        """What GET /runs/{id}/rules reports per rule: applies, watching, missing."""
+        with self.sessions() as session:
+            run = run_store.get_run(session=session, run_id=run_id)
+            keys = run_store.series_keys(session=session, run_ids=[run_id])[run_id]
+            return ingest.run_coverage(run, keys)
+
+    def family(self, run_id: str) -> tuple[str, str]:
+        with self.sessions() as session:
+            return ingest.family_of(run_store.get_run(session=session, run_id=run_id))
 
     def feed(self, run_id: str, series: dict[str, list[float]], *, start: int = 0,
              batch: int = 50) -> list[str]:

@@ -7,9 +7,11 @@ from typing import Any
 
 from monitor.encoding import quoted, text_fault
 from monitor.rules.core import SEVERITIES
-from monitor.rules.library import RULES
+from monitor.rules.library import FAMILY_PARAMS, RULES
 
 MAX_TEXT = 200  # a string parameter names a series key, which is at most this long
+# string parameters that are not series keys: the values they may take
+CHOICES = {"severity": SEVERITIES, "scores": ("auto", "probabilities", "logits", "raw")}
 
 
 def _check_value(rule: str, name: str, value: Any, default: Any,
@@ -28,14 +30,15 @@ def _check_value(rule: str, name: str, value: Any, default: Any,
             number = math.inf if value > 0 else -math.inf
         if not math.isfinite(number):
             raise ValueError(f"{where} must be a finite number {span}, not {quoted(value)}")
-        if number < 0:
+        if number < 0 <= lo:
             raise ValueError(f"{where} must not be negative (it must be {span}), not "
                              f"{quoted(value)}")
         if not lo <= number <= hi:
             raise ValueError(f"{where} must be {span}, not {quoted(value)}")
         return int(value) if isinstance(default, int) and float(value).is_integer() else value
-    if name == "severity" and value not in SEVERITIES:
-        raise ValueError(f"{where} must be one of {', '.join(SEVERITIES)}, not {quoted(value)}")
+    choices = CHOICES.get(name)
+    if choices is not None and value not in choices:
+        raise ValueError(f"{where} must be one of {', '.join(choices)}, not {quoted(value)}")
     if not isinstance(value, str) or not value:
         raise ValueError(f"{where} must be a non-empty string, not {quoted(value)}")
     if len(value) > MAX_TEXT:
@@ -78,7 +81,11 @@ def validate_overrides(overrides: dict[str, Any]) -> tuple[dict[str, dict], list
     return clean, silenced
 
 
-def effective_params(overrides: dict | None) -> dict[str, dict[str, Any]]:
-    """Every rule's parameters for a run: the defaults with the run's overrides on top."""
+def effective_params(overrides: dict | None,
+                     family: str | None = None) -> dict[str, dict[str, Any]]:
+    """Every rule's parameters for a run: the defaults, the loss family's thresholds
+    (``library.FAMILY_PARAMS``) on top, and the run's overrides on top of those."""
     overrides = overrides or {}
-    return {name: {**rule.defaults(), **overrides.get(name, {})} for name, rule in RULES.items()}
+    layer = FAMILY_PARAMS.get(family or "", {})
+    return {name: {**rule.defaults(), **layer.get(name, {}), **overrides.get(name, {})}
+            for name, rule in RULES.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +25,7 @@ WINDOW = (1, 100_000)      # steps of points a rule reads back at each evaluatio
 SECONDS = (0, 7 * 86400)   # a duration on the clock
 LEVEL = (0, 1e12)          # a threshold on a loss, a norm, a standard deviation...
 SHARE = (0, 1)             # a probability, a correlation, a share
+SCORE = (-1e12, 1e12)      # one of D's outputs, which need not be a probability
 
 # Lifecycle parameters every rule has, in steps unless named otherwise.
 COMMON_PARAMS: dict[str, tuple] = {
@@ -67,7 +68,8 @@ class Window:
     others): the evaluation hands each subject its own view (``for_subject``), never changes
     a shared window. ``silent_for`` is the clock: seconds since the run's last point, as the
     caller measured them (0 on ingest, where points have just arrived). ``run_id`` only names
-    the run in log lines.
+    the run in log lines. ``roles``: which of the run's keys plays each role a rule reads
+    (``vocabulary.resolve``), so a rule asking for ``d_loss`` reads the run's ``Loss_D``.
     """
 
     step: int
@@ -76,16 +78,18 @@ class Window:
     subject: str = ""
     silent_for: float = 0.0
     run_id: str = ""
+    roles: Mapping[str, str] = field(default_factory=dict)
 
     def for_subject(self, subject: str) -> Window:
         """The same window (its series shared, not copied) for one subject."""
         return replace(self, subject=subject)
 
     def get(self, key: str) -> SeriesView | None:
-        return self.series.get(key)
+        """The series a rule asks for: a role's key, or any key by its own name."""
+        return self.series.get(self.roles.get(key, key))
 
     def last(self, key: str, span: int) -> tuple[list[int], list[float]]:
-        view = self.series.get(key)
+        view = self.get(key)
         return view.last_steps(span, self.step) if view else ([], [])
 
     def keys(self, prefix: str = "") -> list[str]:
@@ -116,6 +120,10 @@ class Rule:
     action: str  # the recommended action, naming the ganhacks trick to try
     subjects: Callable[[Window], list[str]] | None = None  # one fingerprint per subject
     inputs: tuple[str, ...] = ()  # series keys (or prefixes ending in "/") it reads
+    # the inputs it cannot watch without (None: all of ``inputs``); any one of a group will do
+    needs: tuple[tuple[str, ...], ...] | None = None
+    families: frozenset[str] | None = None  # the loss families it applies to (None: all)
+    source: str = ""  # where the sign comes from, for the families it was not written for
 
     def __post_init__(self) -> None:
         for name, default in self.defaults().items():

@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
+from monitor.rules import families
 from monitor.rules.core import Finding, Window
 from monitor.rules.library import INHIBITED_BY_NON_FINITE, POINT_RULES, RULES, stalled
 from monitor.rules.lifecycle import Change, State, advance
@@ -89,16 +90,30 @@ def carry(states: Mapping[Key, State], transitions: Iterable[Transition]) -> dic
     return out
 
 
+def applies(name: str, family: str) -> bool:
+    """Whether the rule means something for a run of this loss family."""
+    declared = RULES[name].families
+    return declared is None or family in declared
+
+
 def evaluate(window: Window, states: Mapping[Key, State], params: Mapping[str, dict], *,
-             silenced: Iterable[str] = (), final: bool = True) -> list[Transition]:
+             silenced: Iterable[str] = (), final: bool = True,
+             family: str = families.DEFAULT) -> list[Transition]:
     """The point rules at ``window.step``, in rule order. ``final``: the last step of what the
-    caller evaluates now, where every active rule is evaluated whatever its cadence."""
+    caller evaluates now, where every active rule is evaluated whatever its cadence. A rule
+    that does not apply to the run's loss ``family`` is not evaluated, and its open alerts
+    (raised before the family was known) clear."""
     silenced = frozenset(silenced)
     states = dict(states)  # this evaluation's view; the caller's mapping is not changed
     out: list[Transition] = []
     t, previous = window.step, window.previous_step
     inhibited = _status(states, "non_finite", "") == "firing"
     for name in POINT_RULES:
+        if not applies(name, family):
+            open_ = [s for (r, s), st in states.items()
+                     if r == name and st.status in ("pending", "firing")]
+            out += [step(states, name, subject, None, t, params) for subject in open_]
+            continue
         if name in silenced or (inhibited and name in INHIBITED_BY_NON_FINITE):
             continue
         every = cadence(params[name])
@@ -206,3 +221,40 @@ def _evaluate_rule(name: str, window: Window, states: dict[Key, State],
 def _record(states: dict[Key, State], transitions: list[Transition]) -> list[Transition]:
     states.update((t.key, t.state) for t in transitions)
     return transitions
+
+
+# -- what a run's rules can see ------------------------------------------------------------
+
+def _input_key(rule_name: str, wanted: str, p: Mapping) -> str:
+    """The series a rule reads for one of its inputs: a run that pointed the rule's key
+    parameter elsewhere (``{"d_loss_zero": {"key": "my_d"}}``) is read there."""
+    for name, (default, *_rest) in RULES[rule_name].params.items():
+        if (name == "key" or name.endswith("_key")) and default == wanted:
+            return p.get(name, wanted)
+    return wanted
+
+
+def _logged(key: str, roles: Mapping[str, str], keys: set[str]) -> bool:
+    if key.endswith("/"):
+        return any(k.startswith(key) for k in keys)
+    return roles.get(key, key) in keys
+
+
+def coverage(params: Mapping[str, dict], roles: Mapping[str, str], keys: Iterable[str],
+             family: str, *, silenced: Iterable[str] = ()) -> dict[str, dict]:
+    """For each point rule: whether it applies to the run's loss family, whether it is
+    watching (applies, is not silenced, and the run logs what it needs, under a role's name,
+    an alias or its own), and what it misses. A rule that watches nothing is never quiet
+    about it: the run page, replay and GET /runs/{id}/rules say so."""
+    silenced = set(silenced)
+    logged = set(keys)
+    out: dict[str, dict] = {}
+    for name in POINT_RULES:
+        rule, p = RULES[name], params[name]
+        groups = rule.needs if rule.needs is not None else tuple((i,) for i in rule.inputs)
+        missing = [" or ".join(group) for group in groups
+                   if not any(_logged(_input_key(name, i, p), roles, logged) for i in group)]
+        fits = applies(name, family)
+        out[name] = {"applies": fits, "silenced": name in silenced, "missing": missing,
+                     "watching": fits and name not in silenced and not missing}
+    return out

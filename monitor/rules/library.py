@@ -1,9 +1,11 @@
 """The "track failures early" rules: one pure function per failure sign of the GAN folklore.
 
-Each reads the canonical series the client logs (``d_loss``, ``g_loss``, ``d_real``,
-``d_fake``, ``grad_norm/G``, ``grad_norm/D/<layer>``, ``diversity/ratio``...) over a trailing
-window and returns a Finding while its condition holds. Defaults live here, in one place; a run
-overrides them with ``trainer_client.init(rules=...)`` or ``PATCH /api/v1/runs/{id}/rules``.
+Each reads roles (``d_loss``, ``g_loss``, ``d_real``, ``d_fake``, the penalties: whichever key
+plays them, see ``vocabulary``) and the client's own series (``grad_norm/G``,
+``grad_norm/D/<layer>``, ``diversity/ratio``...) over a trailing window, and returns a Finding
+while its condition holds. Each declares the loss families it applies to; ``FAMILY_PARAMS``
+holds the thresholds that differ by family. Defaults live here, in one place; a run overrides
+them with ``trainer_client.init(rules=...)`` or ``PATCH /api/v1/runs/{id}/rules``.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import bisect
 import math
 
 from monitor.encoding import json_number
+from monitor.rules import families
 from monitor.rules.core import (
     LEVEL,
+    SCORE,
     SECONDS,
     SHARE,
     WINDOW,
@@ -203,12 +207,21 @@ def mode_collapse(w: Window, p: dict) -> Finding | None:
         severity="critical" if m < p["critical"] else None)
 
 
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
 def d_overpowering(w: Window, p: dict) -> Finding | None:
     rs, rv = w.last(p["real_key"], p["window"])
     fs, fv = w.last(p["fake_key"], p["window"])
     rv, fv = finite(rv), finite(fv)
     if not (_enough(rv, p["window"]) and _enough(fv, p["window"])):
         return None
+    scores = p["scores"]
+    if scores == "auto":  # probabilities stay in [0, 1]; anything outside is a logit
+        scores = "probabilities" if all(0.0 <= v <= 1.0 for v in rv + fv) else "logits"
+    if scores == "logits":  # thresholds are probabilities: compare D's, not its logits
+        rv, fv = [_sigmoid(v) for v in rv], [_sigmoid(v) for v in fv]
     real, fake = mean(rv), mean(fv)
     if not (real > p["real_above"] and fake < p["fake_below"]):
         return None
@@ -217,7 +230,8 @@ def d_overpowering(w: Window, p: dict) -> Finding | None:
                 f"{rs[0]}-{rs[-1]} (thresholds {fmt(p['real_above'])} / "
                 f"{fmt(p['fake_below'])})",
         value=fake, threshold=p["fake_below"],
-        evidence={"d_real": real, "d_fake": fake, "from_step": rs[0], "to_step": rs[-1]})
+        evidence={"d_real": real, "d_fake": fake, "scores": scores, "from_step": rs[0],
+                  "to_step": rs[-1]})
 
 
 def vanishing_g_gradient(w: Window, p: dict) -> Finding | None:
@@ -230,6 +244,50 @@ def vanishing_g_gradient(w: Window, p: dict) -> Finding | None:
                 f"{steps[0]}-{steps[-1]} (threshold {fmt(p['threshold'])})",
         value=m, threshold=p["threshold"],
         evidence=_level_evidence(p["key"], "median", m, steps, values))
+
+
+def critic_runaway(w: Window, p: dict) -> Finding | None:
+    """A Wasserstein critic's estimate or scores growing without bound."""
+    worst = None
+    for key, limit in ((p["key"], p["threshold"]), (p["real_key"], p["score_threshold"]),
+                       (p["fake_key"], p["score_threshold"])):
+        level = _level(w, key, p["window"], mean)
+        if level is None or abs(level[2]) <= limit:
+            continue
+        ratio = abs(level[2]) / limit
+        if worst is None or ratio > worst[0]:
+            worst = (ratio, key, limit, level)
+    if worst is None:
+        return None
+    ratio, key, limit, (steps, values, m) = worst
+    return Finding(
+        message=f"the critic is running away: {key} averaged {fmt(m)} over steps "
+                f"{steps[0]}-{steps[-1]} (threshold +/-{fmt(limit)}); a critic kept 1-Lipschitz "
+                "does not drift this far",
+        value=abs(m), threshold=limit,
+        evidence=_level_evidence(key, "mean", m, steps, values),
+        severity="critical" if ratio >= p["critical_ratio"] else None)
+
+
+def _penalty_subjects(w: Window) -> list[str]:
+    return [role for role in ("gp", "r1") if w.get(role) is not None]
+
+
+def penalty_runaway(w: Window, p: dict) -> Finding | None:
+    """A gradient penalty (WGAN-GP) or an R1 penalty exploding."""
+    role = w.subject
+    level = _level(w, role, p["window"], median)
+    if level is None or level[2] <= p["threshold"]:
+        return None
+    steps, values, m = level
+    key = w.roles.get(role, role)
+    return Finding(
+        message=f"the {'gradient' if role == 'gp' else 'R1'} penalty ({key}) has a median of "
+                f"{fmt(m)} over steps {steps[0]}-{steps[-1]} (threshold {fmt(p['threshold'])}): "
+                "D's gradients are exploding",
+        value=m, threshold=p["threshold"],
+        evidence=_level_evidence(key, "median", m, steps, values),
+        severity="critical" if m > p["critical"] else None)
 
 
 def stalled(w: Window, p: dict) -> Finding | None:
@@ -265,7 +323,7 @@ RULES: dict[str, Rule] = {r.name: r for r in [
           "severity": ("critical", "severity when it fires")},
          "Lower the learning rates (ganhacks #9: Adam at 2e-4, beta1 0.5), make sure inputs are "
          "in [-1, 1] with tanh on G (#1), avoid log(0) with soft labels (#6), and clip or check "
-         "the gradients of the layer that went first."),
+         "the gradients of the layer that went first.", needs=()),
     Rule("d_loss_zero", "D loss to zero", '"D loss goes to 0: failure mode"', d_loss_zero,
          {"key": ("d_loss", "the discriminator's loss series"),
           "window": (100, "steps averaged", WINDOW),
@@ -275,7 +333,11 @@ RULES: dict[str, Rule] = {r.name: r for r in [
           "for": (50, "steps the condition must hold")},
          "Make D's job harder: soft and noisy labels (ganhacks #6), instance noise on D's "
          "inputs (#13), fewer D steps or a lower D learning rate (#14), dropout or spectral "
-         "norm in D.", inputs=("d_loss",)),
+         "norm in D.", inputs=("d_loss",), families=families.ALL - families.WASSERSTEIN,
+         source="for hinge, least-squares and logistic losses too: each is 0 only when D "
+                "separates real from fake with full confidence (hinge: both margins met, Lim & "
+                "Ye 2017; LSGAN: outputs on their targets, Mao et al. 2017). Not for a WGAN "
+                "critic, whose loss is a difference of unbounded scores"),
     Rule("exploding_gradients", "Exploding gradients",
          '"check norms of gradients: if they are over 100 things are screwing up"',
          exploding_gradients,
@@ -297,7 +359,10 @@ RULES: dict[str, Rule] = {r.name: r for r in [
           "warmup": (200, "steps before the rule is evaluated"),
           "for": (100, "steps the condition must hold")},
          "Stabilise D: a lower D learning rate, label smoothing (ganhacks #6), instance noise "
-         "(#13), experience replay of old fakes (#8).", inputs=("d_loss",)),
+         "(#13), experience replay of old fakes (#8).", inputs=("d_loss",),
+         families=families.ALL - families.WASSERSTEIN,
+         source="the threshold is on the BCE loss's scale; least-squares losses are a quarter "
+                "of it at equilibrium (FAMILY_PARAMS). A WGAN critic's loss has no fixed scale"),
     Rule("d_loss_spikes", "Unstable D (spikes)",
          '"D loss ... having huge variance and spiking"', d_loss_spikes,
          {"key": ("d_loss", "the discriminator's loss series"),
@@ -309,7 +374,10 @@ RULES: dict[str, Rule] = {r.name: r for r in [
           "warmup": (200, "steps before the rule is evaluated"),
           "for": (20, "steps the condition must hold")},
          "Look at the steps of the spikes: a lower learning rate, label smoothing (ganhacks #6), "
-         "instance noise (#13) and replaying old fakes (#8) calm D down.", inputs=("d_loss",)),
+         "instance noise (#13) and replaying old fakes (#8) calm D down.", inputs=("d_loss",),
+         families=families.ALL - families.WASSERSTEIN,
+         source="not for a WGAN critic: its loss moves with its unbounded scores; runaways are "
+                "critic_runaway's"),
     Rule("g_fooling_d", "G fooling D with garbage",
          '"if loss of generator steadily decreases, then it\'s fooling D with garbage"',
          g_fooling_d,
@@ -324,7 +392,10 @@ RULES: dict[str, Rule] = {r.name: r for r in [
           "for": (100, "steps the condition must hold")},
          "Look at the samples: if they are garbage, D is too weak or too slow; give D more "
          "capacity or steps (#14), try feature matching or minibatch discrimination (#15).",
-         inputs=("g_loss", "d_loss", "d_fake")),
+         inputs=("g_loss", "d_loss", "d_fake"), needs=(("g_loss",), ("d_loss",)),
+         families=families.ALL - families.WASSERSTEIN,
+         source="not for WGAN: G's loss there is minus the critic's score on fakes, which "
+                "drifts with the critic's scale"),
     Rule("mode_collapse", "Mode collapse", "the classic GAN failure: every sample alike",
          mode_collapse,
          {"key": ("diversity/ratio", "fake/real batch diversity ratio"),
@@ -343,13 +414,22 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          {"real_key": ("d_real", "mean D(x) series"),
           "fake_key": ("d_fake", "mean D(G(z)) series"),
           "window": (50, "steps averaged", WINDOW),
-          "real_above": (0.95, "D(x) above this ...", SHARE),
-          "fake_below": (0.05, "... and D(G(z)) below this", SHARE),
+          "real_above": (0.95, "D(x) above this ...", SCORE),
+          "fake_below": (0.05, "... and D(G(z)) below this", SCORE),
+          "scores": ("auto", "D's outputs: probabilities, logits (compared after a sigmoid), "
+                             "raw (compared as they are), or auto (probabilities while every "
+                             "value is in [0, 1], logits otherwise)"),
           "warmup": (50, "steps before the rule is evaluated"),
           "for": (50, "steps the condition must hold")},
          "Use the non-saturating G loss (ganhacks #2), soft and noisy labels (#6), instance "
          "noise (#13), and train D less (#14) or with a lower learning rate.",
-         inputs=("d_real", "d_fake")),
+         inputs=("d_real", "d_fake"),
+         families=frozenset({"bce", "hinge", "lsgan", "r1"}),
+         source="BCE and R1 (StyleGAN's logistic loss): D's probabilities, a sigmoid applied to "
+                "logits; hinge: both margins met, D(x) >= 1 and D(G(z)) <= -1, where the loss "
+                "stops giving G a gradient (Lim & Ye 2017, Miyato et al. 2018); LSGAN: D's "
+                "outputs pinned at their targets 1 and 0 (Mao et al. 2017). Not for WGAN, "
+                "whose scores are unbounded"),
     Rule("vanishing_g_gradient", "Vanishing G gradient", "G gradient norm -> 0",
          vanishing_g_gradient,
          {"key": ("grad_norm/G", "G's total gradient norm"),
@@ -360,6 +440,41 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          "G gets no signal from a saturated D: switch to the non-saturating loss (ganhacks #2), "
          "add label smoothing (#6) and instance noise (#13), slow D down (#14).",
          inputs=("grad_norm/G",)),
+    Rule("critic_runaway", "Critic running away",
+         '"the critic\'s loss or scores growing without bound"', critic_runaway,
+         {"key": ("d_loss", "the critic's loss series"),
+          "real_key": ("d_real", "the critic's mean score on real data"),
+          "fake_key": ("d_fake", "the critic's mean score on generated data"),
+          "window": (50, "steps averaged", WINDOW),
+          "threshold": (100.0, "fires when the critic loss's mean is beyond +/- this (healthy "
+                               "WGAN-GP on small images: -1 to -10)", LEVEL),
+          "score_threshold": (1000.0, "... or a mean score beyond +/- this", LEVEL),
+          "critical_ratio": (10.0, "critical at this many times the threshold", (1, 1e6)),
+          "warmup": (20, "steps before the rule is evaluated"),
+          "for": (10, "steps the condition must hold")},
+         "Lower the critic's learning rate (WGAN-GP: Adam 1e-4, betas (0, 0.9)), check the "
+         "gradient penalty is applied on interpolates with weight ~10, or tighten clipping "
+         "(WGAN); a critic this far from 1-Lipschitz gives G no useful gradient.",
+         inputs=("d_loss", "d_real", "d_fake"), needs=(("d_loss", "d_real", "d_fake"),),
+         families=families.WASSERSTEIN,
+         source="Arjovsky et al. 2017 (WGAN) and Gulrajani et al. 2017 (WGAN-GP): the critic's "
+                "loss estimates the Wasserstein distance and tracks sample quality; an estimate "
+                "that diverges means the Lipschitz constraint no longer holds"),
+    Rule("penalty_runaway", "Penalty exploding",
+         '"the gradient penalty or R1 penalty exploding"', penalty_runaway,
+         {"window": (50, "steps whose median is compared", WINDOW),
+          "threshold": (50.0, "fires when the penalty's median exceeds this", LEVEL),
+          "critical": (1000.0, "critical above this", LEVEL),
+          "warmup": (50, "steps before the rule is evaluated"),
+          "for": (20, "steps the condition must hold")},
+         "D's gradients on (interpolated or real) data are blowing up: lower D's learning rate, "
+         "check the penalty's weight (WGAN-GP: 10; R1: gamma per resolution, StyleGAN2-ADA's "
+         "heuristic 0.0002 * resolution^2 / batch), and look for a D that overfits (ADA).",
+         subjects=_penalty_subjects, inputs=("gp", "r1"), needs=(("gp", "r1"),),
+         families=frozenset({"wgan-gp", "r1"}),
+         source="Gulrajani et al. 2017 (the gradient penalty); Mescheder et al. 2018, Karras et "
+                "al. 2020 (R1): the penalty stays small while D's gradient norm is near its "
+                "target; growing by orders of magnitude it means D has become sharp"),
     Rule("stalled", "Stalled run", "a run that stopped reporting without finishing", stalled,
          {"checkin_interval": (60.0, "seconds; the client's declared interval (from the run "
                                      "when it declares one)", SECONDS),
@@ -376,6 +491,14 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          "(PATCH /api/v1/runs/{id}/rules, or reset them with null), or silence it; until then "
          "the rule raises no alert of its own.", inputs=()),
 ]}
+
+# Thresholds that differ by loss family: {family: {rule: {param: value}}}, between a rule's
+# defaults and a run's own settings.
+FAMILY_PARAMS: dict[str, dict[str, dict]] = {
+    "lsgan": {"d_loss_variance": {"threshold": 0.25}, "d_overpowering": {"scores": "raw"}},
+    "hinge": {"d_overpowering": {"real_above": 1.0, "fake_below": -1.0, "scores": "raw"}},
+    "r1": {"d_overpowering": {"scores": "logits"}},
+}
 
 # Rules evaluated over points on ingest (stalled is evaluated on a clock instead, rule_error
 # raised by the evaluation when another rule fails).

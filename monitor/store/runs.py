@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import BadRequest, RunIdTaken, unknown_run
 from monitor.models import Run, Series
+from monitor.rules import families
 from monitor.rules.config import validate_overrides
 from monitor.schemas import RunCreate
 
@@ -44,16 +45,21 @@ def create_or_resume_run(*, session: Session, run_create: RunCreate,
         ).first()
     if existing is not None:
         # A resumed run keeps its settings; those the client sends now are merged on top.
-        if run_create.rules or run_create.checkin_interval:
+        loss = declared_loss(run_create)
+        if run_create.rules or run_create.checkin_interval or loss or run_create.keys:
             _merge_rules(existing, run_create.rules)
             existing.checkin_interval = run_create.checkin_interval or existing.checkin_interval
+            existing.loss = loss or existing.loss
+            if run_create.keys:
+                existing.key_map = {**(existing.key_map or {}), **run_create.keys}
             session.commit()
         return existing, False
     overrides, silenced = validate_overrides(run_create.rules)
     run = Run(id=run_create.id or new_run_id(), name=run_create.name, project=project,
               config=run_create.config,
               status="running", rules=overrides, silenced=silenced,
-              checkin_interval=run_create.checkin_interval)
+              checkin_interval=run_create.checkin_interval, loss=declared_loss(run_create),
+              key_map=run_create.keys or None)
     session.add(run)
     try:
         session.commit()
@@ -64,6 +70,20 @@ def create_or_resume_run(*, session: Session, run_create: RunCreate,
             raise RunIdTaken(existing.id, existing.project) from None
         return existing, False
     return run, True
+
+
+def declared_loss(run_create: RunCreate) -> str | None:
+    """The loss family the client declared: ``loss``, else a ``loss`` (or ``loss_family``)
+    entry of the config that names one (a config's "loss" may be anything else, too)."""
+    if run_create.loss:
+        return run_create.loss
+    for name in ("loss", "loss_family", "gan_loss"):
+        value = (run_create.config or {}).get(name)
+        try:
+            return families.canonical(value)
+        except ValueError:
+            continue
+    return None
 
 
 def list_runs(*, session: Session, name: str | None, limit: int, offset: int,

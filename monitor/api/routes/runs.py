@@ -16,13 +16,15 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 def run_public(run: Run, keys: list[str], health: tuple[str, int, bool]) -> RunPublic:
     level, open_alerts, stalled = health
+    family, source = ingest.family_of(run)
     return RunPublic(
         id=run.id, name=run.name, project=run.project, config=run.config or {},
         status="stalled" if stalled and run.status == "running" else run.status,
         created_at=run.created_at, updated_at=run.updated_at, finished_at=run.finished_at,
         last_step=run.last_step, series_keys=keys, url=f"/runs/{run.id}", health=level,
         open_alerts=open_alerts, checkin_interval=run.checkin_interval,
-        last_point_at=run.last_point_at,
+        last_point_at=run.last_point_at, loss=family, loss_source=source,
+        roles=ingest.run_roles(run, keys),
     )
 
 
