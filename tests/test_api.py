@@ -223,3 +223,37 @@ def test_numbers_too_large_for_the_database_are_a_422_not_a_500(api):
         r = api.get(path, params=params)
         assert r.status_code in (404, 422) and r.json()["detail"], (path, r.status_code)
     assert post_points(api, run_id, "after", [1.0]).status_code == 200
+
+
+def test_a_declared_loss_and_keys_reach_the_run_and_its_rules(server, api, spool_dir):
+    run = trainer_client.init("wgan-declared", server=server.url, flush_interval=0.05,
+                              loss="WGAN_GP", keys={"d_loss": "critic/total"})
+    for step in range(5):
+        run.log(step, **{"critic/total": -4.0, "D(x)": 4.5, "mystery": 1.0})
+    run.finish(timeout=30)
+    shown = api.get(f"/api/v1/runs/{run.id}").json()
+    assert (shown["loss"], shown["loss_source"]) == ("wgan-gp", "declared")
+    assert shown["roles"] == {"d_loss": "critic/total", "d_real": "D(x)"}
+    rules = api.get(f"/api/v1/runs/{run.id}/rules").json()
+    assert rules["loss"] == "wgan-gp" and rules["roles"]["d_loss"] == "critic/total"
+    assert rules["rules"]["critic_runaway"] == {"applies": True, "silenced": False,
+                                                "watching": True, "missing": []}
+    assert rules["rules"]["d_loss_zero"]["applies"] is False
+    assert rules["rules"]["mode_collapse"] == {"applies": True, "silenced": False,
+                                               "watching": False,
+                                               "missing": ["diversity/ratio"]}
+
+
+def test_unknown_names_leave_the_gan_rules_not_watching_and_a_bad_family_is_a_422(api):
+    run_id = new_run(api, "unknown-names")
+    assert post_points(api, run_id, "b", [0.5] * 20, key="accuracy").status_code == 200
+    rules = api.get(f"/api/v1/runs/{run_id}/rules").json()["rules"]
+    blind = {name for name, r in rules.items() if not r["watching"]}
+    assert blind == set(rules) - {"non_finite"}
+    assert rules["d_loss_zero"]["missing"] == ["d_loss"]
+    refused = api.post("/api/v1/runs", json={"name": "x", "loss": "cyclegan"})
+    assert refused.status_code == 422 and "the families are" in str(refused.json()["detail"])
+    refused = api.post("/api/v1/runs", json={"name": "x", "keys": {"dloss": "a"}})
+    assert refused.status_code == 422 and "unknown role" in str(refused.json()["detail"])
+    made = api.post("/api/v1/runs", json={"name": "cfg", "config": {"loss": "hinge"}}).json()
+    assert (made["loss"], made["loss_source"]) == ("hinge", "declared")

@@ -39,14 +39,20 @@ def alerts_path(run_id: str, limit: int = 1000) -> str:
 
 
 def run_body(run_id: str, name: str, config: dict, rules: dict | None = None,
-             checkin_interval: float | None = None) -> dict:
+             checkin_interval: float | None = None, loss: str | None = None,
+             keys: dict | None = None) -> dict:
     """The body that creates a run (or, with an id the server knows, continues it): rule
-    settings and the check-in interval only when given."""
+    settings, the check-in interval, the loss family and the keys of the rules' roles only
+    when given."""
     body = {"id": run_id, "name": name, "config": config}
     if rules:
         body["rules"] = dict(rules)
     if checkin_interval:
         body["checkin_interval"] = checkin_interval
+    if loss:
+        body["loss"] = str(loss)
+    if keys:
+        body["keys"] = {str(role): str(key) for role, key in dict(keys).items()}
     return body
 
 

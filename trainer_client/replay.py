@@ -142,7 +142,8 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
     body = protocol.run_body(run_id, str(run_name)[:200],
                              {**config, "replayed_from": str(path)},
                              {**(header.get("rules") or {}), **(rules or {})},
-                             header.get("checkin_interval"))
+                             header.get("checkin_interval"), header.get("loss"),
+                             header.get("keys") if isinstance(header.get("keys"), dict) else None)
     base = (server or DEFAULT_SERVER).rstrip("/")
     transport = HttpTransport(base)
     try:

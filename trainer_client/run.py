@@ -83,6 +83,8 @@ class RunOptions:
     exit_timeout: float = 30.0
     rules: dict | None = None
     checkin_interval: float | None = None
+    loss: str | None = None  # the GAN's loss family, e.g. "wgan-gp" (the server's names)
+    keys: dict | None = None  # {"d_loss": "my_d"}: the run's keys for the rules' roles
     record: str | Path | None = None
     offline: bool = False
     start_step: int = 0  # where the step counter starts (a continued run: past its last step)
@@ -122,7 +124,8 @@ class Run:
         self.transport = options.transport or HttpTransport(self.server)
         checkin = options.checkin_interval
         body = protocol.run_body(run_id, name, self.config, options.rules,
-                                 float(checkin) if checkin else None)
+                                 float(checkin) if checkin else None, options.loss,
+                                 options.keys)
         recorder = None
         if options.record:
             from trainer_client.record import Recorder
@@ -301,7 +304,8 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
          max_batch: int = 2000, spool_dir: str | Path | None = None,
          exit_timeout: float | None = None, rules: dict | None = None,
          checkin_interval: float | None = None, record: str | Path | None = None,
-         offline: bool = False) -> Run | DisabledRun:
+         offline: bool = False, loss: str | None = None,
+         keys: dict | None = None) -> Run | DisabledRun:
     """Start streaming a run to the ganwatch server (``GANWATCH_URL``, default ``DEFAULT_SERVER``).
 
     ``models`` and ``optimizers`` map a network's name ("G", "D") to its module and optimizer:
@@ -312,6 +316,13 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
     "d_loss_spikes": False}`` (False silences a rule; settings the server refuses fall back to
     its defaults, with a warning). ``checkin_interval`` promises a point at least every so many
     seconds: the stalled-run alert fires after it plus a grace period.
+
+    ``loss`` names the GAN's loss family, so the rules judge it by its own signs: "bce" (also
+    "ns", minimax), "wgan", "wgan-gp", "hinge", "lsgan" or "r1" (StyleGAN); left out, the
+    server infers it from what is logged. ``keys`` names the series that play the rules'
+    roles when they are logged under names the server does not know: ``{"d_loss": "lossD_total",
+    "d_real": "p_real"}`` (roles: d_loss, g_loss, d_real, d_fake, gp, r1). The PyTorch DCGAN
+    example's, StyleGAN's and Lightning's names are known already.
 
     ``record`` also writes every logged step's scalars (gradient norms and diversity included)
     to a JSON Lines file, one step per line; ``offline=True`` only records, sending nothing.
@@ -339,6 +350,7 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
             exit_timeout=exit_timeout if exit_timeout is not None
             else _env_float("GANWATCH_EXIT_TIMEOUT", 30.0),
             rules=rules, checkin_interval=checkin_interval, record=record, offline=offline,
+            loss=loss, keys=keys,
             start_step=start_step, resuming=bool(explicit_id or resume),
         ))
     except Exception as exc:

@@ -31,6 +31,13 @@ def warn(text: str) -> None:
         pass
 
 
+# What a run can be created without, and what then happens instead.
+DROPPABLE = (("rules", "rule settings", "the run is monitored with the default rules"),
+             ("config", "config", "the run is created without it"),
+             ("loss", "loss family", "the server infers it from what is logged"),
+             ("keys", "keys", "the rules read the names they know"))
+
+
 class Sender:
     """Takes the run's steps (``records``: (step, wall_time, scalars, vectors)) and sample
     batches (``samples``: (step, wall_time, key, batch)) off their queues, turns them into
@@ -240,12 +247,11 @@ class Sender:
                 except FileNotFoundError:
                     continue
                 outcome, detail = self._transport.send(message)
-                # Rule settings or a config the server does not accept (a config too deep or
-                # too large, say) must not cost the run: create it without them, and say so.
-                dropping = [("rules", "rule settings", "the run is monitored with the default "
-                             "rules"), ("config", "config", "the run is created without it")]
-                if protocol.blames(getattr(detail, "locs", ()), "config"):
-                    dropping.reverse()  # the server's 422 names the config
+                # Rule settings, a config, a loss family or keys the server does not accept (a
+                # config too deep, an older server that knows no loss families) must not cost
+                # the run: create it without them, the one the 422 names first, and say so.
+                locs = getattr(detail, "locs", ())
+                dropping = sorted(DROPPABLE, key=lambda d: not protocol.blames(locs, d[0]))
                 for field, what, instead in dropping:
                     if outcome is not Outcome.REJECTED:
                         break
