@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint bench clean
+.PHONY: demo test test-unit test-api test-e2e lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 # the pure tests (no server process, no network): seconds, for the edit-test loop
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
+
+test-api: $(STAMP)
+	$(PY) -m pytest tests/api -q
+
+test-e2e: $(STAMP)
+	$(PY) -m pytest tests/e2e -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ganwatch monitor trainer_client tests bench

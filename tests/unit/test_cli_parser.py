@@ -5,8 +5,6 @@ trainer_client.cli (one parser class, one error printer)."""
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -97,19 +95,6 @@ def test_the_trainers_parser_names_the_trainer(capsys):
             parse_args(argv)
         assert exit_.value.code == 2
         _one_line(capsys.readouterr().err, "python -m trainer_client.dcgan: error: ")
-
-
-@pytest.mark.parametrize("argv, prefix", [
-    (["train", "--lr", "fast"], "python -m trainer_client.dcgan: error: argument --lr"),
-    (["eval"], "ganwatch eval: error: the following arguments are required: checkpoint"),
-])
-def test_train_and_eval_errors_are_one_line(argv, prefix):
-    """``ganwatch train`` and ``eval`` hand their arguments to the trainer's own parser, in a
-    process of its own."""
-    done = subprocess.run([sys.executable, "-m", "ganwatch", *argv], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
-    assert done.returncode == 2 and done.stdout == ""
-    _one_line(done.stderr, prefix)
 
 
 def test_subcommands_speak_with_their_parents_name_and_hint(capsys):

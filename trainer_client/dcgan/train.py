@@ -68,6 +68,12 @@ def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
 
 
+def feature_matching(f_fake: torch.Tensor, f_real: torch.Tensor) -> torch.Tensor:
+    """G's feature-matching loss (Salimans et al. 2016, ganhacks #15's cousin): the mean
+    squared distance between the mean of D's features on G's samples and on real data."""
+    return F.mse_loss(f_fake.float().mean(0), f_real.float().mean(0))
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
@@ -211,7 +217,7 @@ class Trainer:
                 with torch.no_grad():
                     f_real = netD_for_g(self.d_input(real, std),
                                         y_real if cfg.conditional else None).features
-                errG = F.mse_loss(out.features.float().mean(0), f_real.float().mean(0))
+                errG = feature_matching(out.features, f_real)
             else:  # ganhacks #2: non-saturating (flipped labels) or the minimax loss
                 errG = g_adversarial_loss(out.logits, cfg.g_loss)
             errG = errG + self.aux_loss(out, y_g)
