@@ -33,6 +33,12 @@ def run_path(run_id: str) -> str:
     return f"{RUNS}/{run_id}"
 
 
+def rules_path(run_id: str) -> str:
+    """``GET`` it for the run's rules: parameters, loss family, roles, and per rule whether
+    it is watching (``{"rules": {name: {"watching": ..., "missing": [...]}}}``)."""
+    return f"{RUNS}/{run_id}/rules"
+
+
 def alerts_path(run_id: str, limit: int = 1000) -> str:
     """``GET`` it for the run's alerts, ``{"data": [...]}``."""
     return f"{ALERTS}?run_id={run_id}&limit={limit}"

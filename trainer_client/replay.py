@@ -165,6 +165,7 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
             last_step = rows[-1][0]
         _send(transport, protocol.finish(run_id))
         alerts = transport.get_json(protocol.alerts_path(run_id, limit=1000), timeout=10.0)
+        rules = transport.get_json(protocol.rules_path(run_id), timeout=10.0)
     finally:
         transport.close()
     print(f"ganwatch: replayed {steps} steps ({sent_points} points, last step {last_step}) of "
@@ -172,7 +173,33 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
     if skipped:
         print(f"ganwatch: {skipped} values that are not numbers were left out")
     print(describe_alerts((alerts or {}).get("data", [])))
+    coverage = describe_coverage(rules or {})
+    if coverage:
+        print(coverage)
     return 0
+
+
+def describe_coverage(rules: dict) -> str:
+    """The rules that could not watch the run, and the loss family and roles they read it
+    by: "no alerts" from rules that saw nothing is not an all-clear, and says so."""
+    lines = []
+    loss, source = rules.get("loss"), rules.get("loss_source")
+    roles = {r: k for r, k in (rules.get("roles") or {}).items() if r != k}
+    if loss:
+        lines.append(f"ganwatch: judged as a {loss} GAN ({source})" + (
+            "; reading " + ", ".join(f"{k} as {r}" for r, k in roles.items()) if roles else ""))
+    per_rule = rules.get("rules") or {}
+    blind = {name: r for name, r in per_rule.items()
+             if r.get("applies") and not r.get("silenced") and not r.get("watching")}
+    watching = sum(1 for r in per_rule.values() if r.get("watching"))
+    if blind:
+        lines.append(f"ganwatch: {len(blind)} rule{'s' if len(blind) != 1 else ''} not "
+                     "watching: " + "; ".join(f"{name} needs {', '.join(r.get('missing') or [])}"
+                                              " (or an alias)" for name, r in blind.items()))
+        if watching <= 1:
+            lines.append("ganwatch: the rules cannot see this run: it logs nothing they read "
+                         "(declare its names with init(keys={...}) or the record's \"keys\")")
+    return "\n".join(lines)
 
 
 def describe_alerts(alerts: list[dict]) -> str:

@@ -321,7 +321,9 @@ function renderHead() {
   document.getElementById("run-meta").replaceChildren(
     el("span", { className: `status status-${run.status}` }, run.status), " · step ",
     el("span", { id: "run-step" }, run.last_step ?? "—"), " · last seen ", ago(run.last_point_at || run.updated_at),
-    " · ", el("span", {}, `${run.open_alerts} open alert${run.open_alerts === 1 ? "" : "s"}`), " · id ", el("code", {}, run.id));
+    " · ", el("span", {}, `${run.open_alerts} open alert${run.open_alerts === 1 ? "" : "s"}`),
+    " · loss ", el("span", { id: "run-loss", title: "the loss family the rules judge this run by" },
+      `${run.loss} (${run.loss_source})`), " · id ", el("code", {}, run.id));
   const rows = Object.entries(run.config || {}).map(([k, v]) =>
     el("tr", {}, el("th", {}, k), el("td", {}, typeof v === "string" ? v : JSON.stringify(v))));
   document.getElementById("run-config").replaceChildren(...rows);
@@ -332,7 +334,7 @@ function refreshRun() {
   if (runTimer) return;
   runTimer = setTimeout(async () => {
     runTimer = null;
-    try { state.run = { ...(await getJSON(base)) }; renderHead(); } catch (e) { console.warn(e); }
+    try { state.run = { ...(await getJSON(base)) }; renderHead(); await loadRules(); } catch (e) { console.warn(e); }
   }, 250);
 }
 
@@ -393,6 +395,32 @@ async function loadRules() {
   document.getElementById("silenced").replaceChildren(...rules.silenced.map((r) =>
     el("p", { className: "silenced" }, "Silenced for this run: ", el("code", {}, r), " ",
       el("button", { type: "button", onclick: () => act(sendJSON("DELETE", `${base}/rules/${encodeURIComponent(r)}/silence`)) }, "Unsilence"))));
+  renderCoverage(rules);
+}
+
+// What the rules can see: a rule that lacks its inputs is "not watching", never a silent
+// all-clear; the roles say which of the run's series each rule reads.
+function renderCoverage(rules) {
+  const blind = Object.entries(rules.rules || {}).filter(([, r]) => r.applies && !r.silenced && !r.watching);
+  const watching = Object.values(rules.rules || {}).filter((r) => r.watching).length;
+  const roles = Object.entries(rules.roles || {}).filter(([role, key]) => role !== key);
+  const parts = [];
+  if (blind.length) {
+    parts.push(el("p", { className: "not-watching-title" },
+      `Not watching (${blind.length} of ${blind.length + watching} rules):`));
+    parts.push(el("ul", { className: "not-watching" }, ...blind.map(([name, r]) =>
+      el("li", { "data-rule": name }, el("code", {}, name), `: needs ${r.missing.join(", ")} (or an alias)`))));
+  }
+  if (roles.length) {
+    parts.push(el("p", { className: "roles muted" }, "Reading ",
+      ...roles.flatMap(([role, key], i) => [i ? ", " : "", el("code", {}, key), ` as ${role}`])));
+  }
+  document.getElementById("coverage").replaceChildren(...parts);
+  const empty = document.getElementById("alerts-open-empty");
+  empty.textContent = watching <= 1 && blind.length
+    ? "None, but the rules cannot see this run: it logs nothing they read (see above)."
+    : blind.length ? "None from the rules that are watching." : "None: the rules see nothing wrong.";
+  empty.classList.toggle("blind", watching <= 1 && blind.length > 0);
 }
 
 // ---- samples -----------------------------------------------------------------------------------

@@ -171,3 +171,22 @@ def test_rules_the_server_refuses_fail_the_replay_with_its_detail(sqlite_only, t
                     "--rules", '{"no_such_rule": {}}')
     assert done.returncode == 1
     assert "did not create the run" in done.stderr and "unknown rule" in done.stderr
+
+
+def test_replay_says_which_rules_could_not_watch_and_reads_a_trainers_names(sqlite_only,
+                                                                            tmp_path):
+    blind = tmp_path / "unknown.jsonl"
+    blind.write_text("".join(json.dumps({"step": i, "acc": 0.5, "lr": 1e-4}) + "\n"
+                             for i in range(50)))
+    done = ganwatch("replay", blind, "--server", sqlite_only.url)
+    assert done.returncode == 0, done.stderr
+    assert "d_loss_zero needs d_loss (or an alias)" in done.stdout
+    assert "the rules cannot see this run" in done.stdout
+    named = tmp_path / "dcgan-example.jsonl"
+    named.write_text("".join(json.dumps({"step": i, "Loss_D": 1e-4, "Loss_G": 9.0,
+                                         "D(x)": 0.999, "D(G(z))": 0.001}) + "\n"
+                             for i in range(400)))
+    done = ganwatch("replay", named, "--server", sqlite_only.url)
+    assert done.returncode == 0, done.stderr
+    assert "reading Loss_D as d_loss" in done.stdout and "(d_loss_zero)" in done.stdout
+    assert "cannot see this run" not in done.stdout

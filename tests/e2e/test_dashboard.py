@@ -385,3 +385,27 @@ def test_a_locked_server_sends_the_browser_to_sign_in_and_back(browser, tmp_path
     finally:
         context.close()
         server.stop()
+
+
+def test_a_run_the_rules_cannot_read_says_so_and_a_known_trainer_shows_its_roles(page,
+                                                                                 dash_server):
+    with dash_server.client() as api:
+        blind = new_run(api, "unknown-names")
+        post_points(api, blind, {"accuracy": (list(range(20)), [0.5] * 20)})
+        dcgan = new_run(api, "dcgan-example-names", loss="wgan-gp")
+        post_points(api, dcgan, {"Loss_D": (list(range(20)), [-4.0] * 20),
+                                 "D(x)": (list(range(20)), [4.5] * 20)})
+    open_run(page, dash_server, blind)
+    page.wait_for_selector("ul.not-watching li[data-rule=d_loss_zero]")
+    needs = page.locator("ul.not-watching li[data-rule=d_loss_zero]").inner_text()
+    assert needs == "d_loss_zero: needs d_loss (or an alias)"
+    empty = page.locator("#alerts-open-empty")
+    assert "the rules cannot see this run" in empty.inner_text()
+    assert "nothing wrong" not in empty.inner_text()  # never the healthy run's words
+    open_run(page, dash_server, dcgan)
+    page.wait_for_selector("#coverage .roles")
+    assert page.locator("#coverage .roles").inner_text() == "Reading Loss_D as d_loss, D(x) " \
+                                                            "as d_real"
+    assert page.locator("#run-loss").inner_text() == "wgan-gp (declared)"
+    assert page.locator("ul.not-watching li[data-rule=d_loss_zero]").count() == 0  # not a
+    # WGAN rule: it does not apply, which is not the same as not watching
