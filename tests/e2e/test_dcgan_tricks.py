@@ -14,7 +14,12 @@ from trainer_client.dcgan import TrainConfig, train
 from trainer_client.dcgan.config import PRESETS, parse_args
 from trainer_client.dcgan.data import RING_STD, grid_modes, ring_modes
 from trainer_client.dcgan.evaluate import point_metrics
-from trainer_client.dcgan.models import AlwaysDropout, GaussianNoise, MinibatchDiscrimination
+from trainer_client.dcgan.models import (
+    AlwaysDropout,
+    DOut,
+    GaussianNoise,
+    MinibatchDiscrimination,
+)
 from trainer_client.dcgan.train import Trainer, feature_matching
 from trainer_client.dcgan.tricks import (
     ReplayBuffer,
@@ -518,3 +523,35 @@ def test_a_trainer_that_cannot_load_a_checkpoint_keeps_its_own_weights(tmp_path)
         t.load(saved["checkpoint"])  # G fits; G's optimiser (with the encoder's) does not
     assert all(torch.equal(weights[k], v) for k, v in t.netG.state_dict().items())
     assert t.step == 0
+
+
+def test_each_loss_family_has_its_textbook_d_and_g_losses():
+    from trainer_client.dcgan.train import (
+        d_family_loss,
+        g_family_loss,
+        gradient_penalty,
+        r1_penalty,
+    )
+
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-1.5, 0.0])
+    assert d_family_loss("wgan-gp", real, fake).item() == pytest.approx(-0.75 - 1.25)
+    assert d_family_loss("hinge", real, fake).item() == pytest.approx(0.25 + 0.5)
+    assert d_family_loss("lsgan", real, fake).item() == pytest.approx(0.5 * 0.625 + 0.5 * 1.125)
+    logistic = torch.nn.functional.softplus
+    assert d_family_loss("r1", real, fake).item() == pytest.approx(
+        (logistic(-real).mean() + logistic(fake).mean()).item())
+    assert g_family_loss("wgan-gp", fake).item() == pytest.approx(0.75)
+    assert g_family_loss("lsgan", fake).item() == pytest.approx(0.5 * (6.25 + 1) / 2)
+
+    class Linear(torch.nn.Module):  # D(x) = w . x: its input gradient is w everywhere
+        def __init__(self, w):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor(w))
+
+        def forward(self, x, labels=None):
+            return DOut(logits=x @ self.w, features=None, aux=None)
+
+    d = Linear([3.0, 4.0])  # |grad| = 5
+    x = torch.randn(8, 2)
+    assert gradient_penalty(d, x, torch.randn(8, 2), None).item() == pytest.approx(16.0)
+    assert r1_penalty(d, x, None).item() == pytest.approx(25.0)

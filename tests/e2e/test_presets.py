@@ -63,3 +63,19 @@ def test_a_flag_equal_to_its_default_still_wins_over_the_preset():
     assert TrainConfig(preset="collapse", lr=2e-4).lr == 2e-4
     saved = dataclasses.asdict(config)
     assert dataclasses.asdict(TrainConfig(**saved)) == saved
+
+
+def test_wgan_gp_at_100x_the_learning_rate_runs_its_critic_away(sqlite_only, api, tmp_path):
+    """A WGAN-GP run is declared as one (the server judges it by WGAN's signs, not BCE's),
+    logs its gradient penalty, and the runaway critic is what ganwatch alerts on."""
+    run_id = run_preset(sqlite_only, tmp_path, "wgan-gp-diverge", 600)
+    run = api.get(f"/api/v1/runs/{run_id}").json()
+    assert (run["loss"], run["loss_source"]) == ("wgan-gp", "declared")
+    assert "gp" in run["series_keys"]
+    d_loss = [v for v in series(api, run_id, "d_loss", max_points=1000)["values"]
+              if isinstance(v, float)]
+    assert max(abs(v) for v in d_loss) > 100  # the blow-up the preset documents
+    alerts = api.get("/api/v1/alerts", params={"run_id": run_id}).json()["data"]
+    fired = {a["rule"] for a in alerts if a["fired_step"] is not None}
+    assert "critic_runaway" in fired
+    assert not fired & {"d_loss_zero", "d_loss_variance", "d_loss_spikes", "d_overpowering"}

@@ -21,6 +21,7 @@ POINT_DATASETS = ("ring8", "grid25")
 # The fields that take one of a few words: checked in validate() and listed by --help.
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": DATASETS, "g_loss": ("non-saturating", "minimax"),
+    "loss": ("bce", "ns", "wgan-gp", "hinge", "lsgan", "r1"),
     "z_dist": ("gaussian", "uniform"), "norm": ("batch", "instance", "none"),
     "activation": ("leaky", "relu"), "downsample": ("strided", "avgpool"),
     "upsample": ("convtranspose", "pixelshuffle"), "d_optimizer": ("adam", "sgd"),
@@ -56,6 +57,13 @@ class TrainConfig:
     # -- the tricks ---------------------------------------------------------------------------
     normalize: bool = True  # #1 inputs in [-1, 1] and tanh on G's output (off: [0, 1], sigmoid)
     g_loss: str = "non-saturating"  # #2 non-saturating (flip labels for G) | minimax
+    # The GAN loss family: bce (D's cross-entropy; G's by g_loss), ns (bce, G non-saturating),
+    # wgan-gp (Gulrajani et al. 2017), hinge (Lim & Ye 2017), lsgan (Mao et al. 2017), r1
+    # (StyleGAN's logistic loss with an R1 penalty on real data, Mescheder et al. 2018).
+    # Soft and flipped labels (#6) apply to bce and ns only.
+    loss: str = "bce"
+    gp_weight: float = 10.0  # wgan-gp: the gradient penalty's weight (lambda)
+    r1_gamma: float = 1.0  # r1: the R1 penalty's weight gamma (D's loss adds gamma / 2 * R1)
     z_dist: str = "gaussian"  # #3 gaussian | uniform
     separate_batches: bool = True  # #4 all-real and all-fake batches through D (off: mixed)
     norm: str = "batch"  # #4 batch | instance | none
@@ -167,6 +175,7 @@ class TrainConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name.replace('_', '-')} must be between 0 and 1")
         for name in ("instance_noise", "g_noise", "vae_kl_weight", "swap_every", "swap_steps",
+                     "gp_weight", "r1_gamma",
                      "sample_every", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.replace('_', '-')} must not be negative")
@@ -225,6 +234,26 @@ PRESETS: dict[str, dict] = {
     "diverge": dict(dataset="digits", steps=100, seed=0, d_optimizer="sgd", lr_d=5.0, lr=2e-3,
                     norm="none", label_smoothing=False, label_flip=0.0, instance_noise=0.0,
                     acgan=False, init="default", lr_decay=0.0, g_layers=3),
+    # -- other loss families (--loss): each GAN judged by its own failure signs ---------------
+    # WGAN-GP on ring8 at the default learning rate: the critic's loss settles around -1 once
+    # the gradient penalty (logged as gp, ~0.01-0.1) has done its work.
+    "healthy-wgan-gp": dict(dataset="ring8", loss="wgan-gp", steps=3000, batch_size=256,
+                            ngf=128, ndf=128, seed=0, g_layers=3, eval_every=1000),
+    # ... at 100x that learning rate: the critic runs away (loss and scores past 100 within
+    # ~400 steps on this machine), the failure critic_runaway names.
+    "wgan-gp-diverge": dict(dataset="ring8", loss="wgan-gp", steps=600, batch_size=256,
+                            ngf=128, ndf=128, seed=0, g_layers=3, lr=2e-2, lr_decay=0.0),
+    # Hinge with D 5 steps per G step at 10x G's learning rate: both margins met, D(x) > 1
+    # and D(G(z)) < -1, where the hinge loss stops giving G a gradient (d_overpowering).
+    "hinge-d-wins": dict(dataset="ring8", loss="hinge", steps=400, batch_size=256, ngf=128,
+                         ndf=128, seed=0, g_layers=3, d_steps=5, lr_d=2e-3,
+                         label_smoothing=False, label_flip=0.0, instance_noise=0.0,
+                         lr_decay=0.0),
+    # StyleGAN's logistic loss with the R1 penalty switched off (gamma 0) and a fast D: D's
+    # gradient on real data explodes (R1 ~1,000-2,000, penalty_runaway) as D wins.
+    "r1-unregularised": dict(dataset="ring8", loss="r1", r1_gamma=0.0, steps=400,
+                             batch_size=256, ngf=128, ndf=128, seed=0, g_layers=3, d_steps=5,
+                             lr_d=2e-3, instance_noise=0.0, lr_decay=0.0),
 }
 
 

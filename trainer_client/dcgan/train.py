@@ -68,6 +68,54 @@ def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
 
 
+def d_family_loss(family: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """D's loss on its raw outputs for real and generated data, by loss family (bce and ns
+    are computed with their label tricks in the step itself)."""
+    real, fake = real.float(), fake.float()
+    if family == "wgan-gp":  # the critic maximises E[D(x)] - E[D(G(z))]
+        return fake.mean() - real.mean()
+    if family == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if family == "lsgan":  # targets 1 (real) and 0 (fake)
+        return 0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake ** 2).mean()
+    if family == "r1":  # the logistic loss, on logits
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    raise ValueError(f"no D loss for the {family!r} family")
+
+
+def g_family_loss(family: str, fake: torch.Tensor) -> torch.Tensor:
+    """G's loss on D's raw outputs for its samples, by loss family."""
+    fake = fake.float()
+    if family in ("wgan-gp", "hinge"):
+        return -fake.mean()
+    if family == "lsgan":
+        return 0.5 * ((fake - 1) ** 2).mean()
+    if family == "r1":
+        return F.softplus(-fake).mean()
+    raise ValueError(f"no G loss for the {family!r} family")
+
+
+def _input_grad_norms(netD, x: torch.Tensor, labels) -> torch.Tensor:
+    x = x.requires_grad_(True)
+    out = netD(x, labels).logits.float()
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad.flatten(1).norm(2, dim=1)
+
+
+def gradient_penalty(netD, real: torch.Tensor, fake: torch.Tensor, labels) -> torch.Tensor:
+    """WGAN-GP's penalty: (|grad D(x_hat)| - 1)^2 on random interpolates of real and fake."""
+    n = min(len(real), len(fake))
+    eps = torch.rand(n, *([1] * (real.dim() - 1)), device=real.device)
+    x_hat = (eps * real[:n] + (1 - eps) * fake[:n]).detach()
+    return ((_input_grad_norms(netD, x_hat, labels[:n] if labels is not None else None)
+             - 1) ** 2).mean()
+
+
+def r1_penalty(netD, real: torch.Tensor, labels) -> torch.Tensor:
+    """R1: |grad D(x)|^2 on real data (its weight gamma / 2 is the caller's)."""
+    return (_input_grad_norms(netD, real.detach().clone(), labels) ** 2).mean()
+
+
 def feature_matching(f_fake: torch.Tensor, f_real: torch.Tensor) -> torch.Tensor:
     """G's feature-matching loss (Salimans et al. 2016, ganhacks #15's cousin): the mean
     squared distance between the mean of D's features on G's samples and on real data."""
@@ -194,8 +242,21 @@ class Trainer:
                                    flip=cfg.label_flip, device=self.device)
                 t_fake = d_targets(len(out_fake.logits), False, smoothing=cfg.label_smoothing,
                                    flip=cfg.label_flip, device=self.device)
-                errD = bce(out_real.logits, t_real) + bce(out_fake.logits, t_fake)
+                if cfg.loss in ("bce", "ns"):
+                    errD = bce(out_real.logits, t_real) + bce(out_fake.logits, t_fake)
+                else:
+                    errD = d_family_loss(cfg.loss, out_real.logits, out_fake.logits)
                 errD = errD + self.aux_loss(out_real, y_real) + self.aux_loss(out_fake, y_fake)
+            penalty = None
+            if cfg.loss == "wgan-gp":
+                penalty = gradient_penalty(self.netD, self.d_input(real, std).detach(),
+                                           self.d_input(fake, std).detach(),
+                                           y_real if cfg.conditional else None)
+                errD = errD + cfg.gp_weight * penalty
+            elif cfg.loss == "r1":
+                penalty = r1_penalty(self.netD, self.d_input(real, std).detach(),
+                                     y_real if cfg.conditional else None)
+                errD = errD + cfg.r1_gamma / 2 * penalty
             errD.backward()
             self.optD.step()
             self.last_targets = (t_real, t_fake)
@@ -218,8 +279,11 @@ class Trainer:
                     f_real = netD_for_g(self.d_input(real, std),
                                         y_real if cfg.conditional else None).features
                 errG = feature_matching(out.features, f_real)
-            else:  # ganhacks #2: non-saturating (flipped labels) or the minimax loss
-                errG = g_adversarial_loss(out.logits, cfg.g_loss)
+            elif cfg.loss in ("bce", "ns"):  # ganhacks #2: non-saturating or the minimax loss
+                errG = g_adversarial_loss(out.logits,
+                                          "non-saturating" if cfg.loss == "ns" else cfg.g_loss)
+            else:
+                errG = g_family_loss(cfg.loss, out.logits)
             errG = errG + self.aux_loss(out, y_g)
             if self.encoder is not None:  # ganhacks #7: VAE-GAN, reconstruction + KL
                 mu, logvar = self.encoder(real)
@@ -232,11 +296,17 @@ class Trainer:
         if self.netG_ema is not None:
             self.update_ema()
 
-        d_real = torch.sigmoid(out_real.logits.detach().float()).mean()  # tensors: no host sync
-        d_fake = torch.sigmoid(out_fake.logits.detach().float()).mean()
-        return {"d_loss": errD.detach(), "g_loss": errG.detach(), "d_real": d_real,
-                "d_fake": d_fake, "fake": fake.detach(), "real": real,
-                "instance_noise": std}
+        # D's mean output (tensors: no host sync): a probability under bce, else the raw
+        # score (a critic's, a hinge margin, a least-squares output, a logit under r1)
+        scores = torch.sigmoid if cfg.loss in ("bce", "ns") else (lambda t: t)
+        d_real = scores(out_real.logits.detach().float()).mean()
+        d_fake = scores(out_fake.logits.detach().float()).mean()
+        values = {"d_loss": errD.detach(), "g_loss": errG.detach(), "d_real": d_real,
+                  "d_fake": d_fake, "fake": fake.detach(), "real": real,
+                  "instance_noise": std}
+        if penalty is not None:
+            values["gp" if cfg.loss == "wgan-gp" else "r1"] = penalty.detach()
+        return values
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -349,7 +419,8 @@ def train(cfg: TrainConfig) -> dict:
                                   optimizers={"G": trainer.optG, "D": trainer.optD},
                                   config=config_dict(cfg), server=cfg.server,
                                   run_id=trainer.run_id, sample_every=cfg.sample_every or 0,
-                                  record=cfg.record, offline=cfg.no_server)
+                                  record=cfg.record, offline=cfg.no_server,
+                                  loss="bce" if cfg.loss == "ns" else cfg.loss)
         trainer.run_id = run.id or None
         if run.url:
             print(f"ganwatch: streaming run '{cfg.name}' to {run.url}", flush=True)
