@@ -302,7 +302,7 @@ def test_compare_overlays_a_series_across_the_chosen_runs(page, dash_server):
 
 
 def test_the_webhooks_page_shows_each_delivery(page, dash_server):
-    from receiver import Receiver
+    from tests.support.receiver import Receiver
 
     receiver = Receiver(plan=[500])
     try:
