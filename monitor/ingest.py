@@ -173,6 +173,12 @@ def run_coverage(run: Run, keys: list[str]) -> dict[str, dict]:
                           silenced=run.silenced or [])
 
 
+def any_gan_rule_watching(run: Run, keys: list[str]) -> bool:
+    """Whether any rule but non_finite (which reads whatever is logged) can watch the run."""
+    return any(c["watching"] for name, c in run_coverage(run, keys).items()
+               if name != "non_finite")
+
+
 def run_params(run: Run, family: str | None = None) -> dict[str, dict]:
     """The run's effective rule parameters (its check-in interval is the stalled rule's)."""
     params = effective_params(run.rules, family or family_of(run)[0])

@@ -198,7 +198,9 @@ class RunPublic(StoredPublic):
     last_step: int | None
     series_keys: list[str]
     url: str
-    health: str = Field("ok", description="ok | warning | critical, from the run's firing alerts")
+    health: str = Field("ok", description="ok | warning | critical, from the run's firing "
+                                          "alerts; unwatched: none fires, but no GAN rule can "
+                                          "read what the run logs (never an all-clear)")
     open_alerts: int = Field(0, description="Alerts firing now")
     checkin_interval: float | None = None
     last_point_at: datetime | None = None

@@ -250,6 +250,10 @@ def test_unknown_names_leave_the_gan_rules_not_watching_and_a_bad_family_is_a_42
     rules = api.get(f"/api/v1/runs/{run_id}/rules").json()["rules"]
     blind = {name for name, r in rules.items() if not r["watching"]}
     assert blind == set(rules) - {"non_finite"}
+    shown = api.get(f"/api/v1/runs/{run_id}").json()
+    assert shown["health"] == "unwatched" and shown["open_alerts"] == 0  # not "ok"
+    listed = {r["id"]: r for r in api.get("/api/v1/runs", params={"limit": 200}).json()["data"]}
+    assert listed[run_id]["health"] == "unwatched"
     assert rules["d_loss_zero"]["missing"] == ["d_loss"]
     refused = api.post("/api/v1/runs", json={"name": "x", "loss": "cyclegan"})
     assert refused.status_code == 422 and "the families are" in str(refused.json()["detail"])

@@ -17,6 +17,8 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 def run_public(run: Run, keys: list[str], health: tuple[str, int, bool]) -> RunPublic:
     level, open_alerts, stalled = health
     family, source = ingest.family_of(run)
+    if level == "ok" and keys and not ingest.any_gan_rule_watching(run, keys):
+        level = "unwatched"
     return RunPublic(
         id=run.id, name=run.name, project=run.project, config=run.config or {},
         status="stalled" if stalled and run.status == "running" else run.status,
