@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tomllib
+import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11's")
 
 ROOT = Path(__file__).resolve().parents[2]
 
