@@ -162,7 +162,9 @@ def test_pending_deliveries_survive_a_server_restart_with_the_receiver_down(hook
     hook_server.start()
     receiver = Receiver(port=port)
     try:
-        [request] = receiver.wait_for(1)
+        # a kill that lands during a retry leaves the delivery leased to the dead process:
+        # the new one sends it once that lease (the attempt timeout + 30 s) runs out
+        [request] = receiver.wait_for(1, timeout=90)
         with hook_server.client() as api:
             wait_until(lambda: deliveries(api, hook["id"])[0]["status"] == "delivered",
                        what="delivery after the restart")
