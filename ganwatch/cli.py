@@ -1,4 +1,5 @@
-"""The ``ganwatch`` command: serve, migrate, token, demo, replay, webhook, train, eval."""
+"""The ``ganwatch`` command: serve, migrate, token, demo, replay, import, webhook, train,
+eval."""
 
 from __future__ import annotations
 
@@ -48,24 +49,42 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _replay(args: argparse.Namespace) -> int:
+def _rules(args: argparse.Namespace) -> tuple[dict | None, bool]:
+    """``--rules`` parsed (None when not given), and whether it was good."""
     import json
 
+    if not args.rules:
+        return None, True
+    try:
+        rules = json.loads(args.rules)
+    except ValueError as exc:
+        fail(PROG, f"--rules is not JSON ({exc.msg})")
+        return None, False
+    if not isinstance(rules, dict):
+        fail(PROG, '--rules must be a JSON object, e.g. '
+                   '\'{"mode_collapse": {"threshold": 0.3}}\'')
+        return None, False
+    return rules, True
+
+
+def _replay(args: argparse.Namespace) -> int:
     from trainer_client.replay import replay
 
-    rules = None
-    if args.rules:
-        try:
-            rules = json.loads(args.rules)
-        except ValueError as exc:
-            fail(PROG, f"--rules is not JSON ({exc.msg})")
-            return 2
-        if not isinstance(rules, dict):
-            fail(PROG, '--rules must be a JSON object, e.g. '
-                       '\'{"mode_collapse": {"threshold": 0.3}}\'')
-            return 2
+    rules, good = _rules(args)
+    if not good:
+        return 2
     return replay(Path(args.path), server=args.server or os.environ.get("GANWATCH_URL"),
                   name=args.name, rules=rules)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from trainer_client.replay import replay_file
+
+    rules, good = _rules(args)
+    if not good:
+        return 2
+    return replay_file(Path(args.path), server=args.server or os.environ.get("GANWATCH_URL"),
+                       name=args.name, rules=rules, verb="imported")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -209,6 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--rules", help='rule settings as JSON, e.g. \'{"d_loss_spikes": '
                                         'false}\' (as in trainer_client.init(rules=...))')
     replay.set_defaults(func=_replay)
+
+    imp = sub.add_parser(
+        "import", help="send another tool's training log to a server as a run, and print the "
+                       "alerts it raised: TensorBoard event files, Lightning metrics.csv, "
+                       "StyleGAN stats.jsonl, W&B history (CSV, JSON Lines), MLflow metrics")
+    imp.add_argument("path", help="the log: a file, or a directory holding one (TensorBoard "
+                                  "event files, an mlruns run)")
+    imp.add_argument("--server", help=f"server URL (default GANWATCH_URL or {DEFAULT_SERVER})")
+    imp.add_argument("--name", help="name of the run (default: the log's directory or file)")
+    imp.add_argument("--rules", help='rule settings as JSON, e.g. \'{"d_loss_spikes": '
+                                     'false}\' (as in trainer_client.init(rules=...))')
+    imp.set_defaults(func=_import)
 
     from ganwatch.webhook import add_parser as add_webhook_parser
 

@@ -1,5 +1,6 @@
-"""``ganwatch replay``: send what a client left in its spool (a directory), or a recorded run
-(a JSON Lines file, one step per line) through the server's ingest path, to be diagnosed."""
+"""``ganwatch replay`` and ``ganwatch import``: send what a client left in its spool (a
+directory), a recorded run (a JSON Lines file, one step per line) or another tool's training
+log (trainer_client.importers reads them) through the server's ingest path, to be diagnosed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from trainer_client import protocol
+from trainer_client import importers, protocol
 from trainer_client.cli import PROG, fail
 from trainer_client.record import RecordError, read_record
 from trainer_client.run import DEFAULT_SERVER
@@ -25,17 +26,21 @@ def error(text: str) -> None:
 
 
 def replay(path: Path, server: str | None = None, **options) -> int:
-    """Replay a spool directory or a recorded JSON Lines file; 0 when all was delivered."""
+    """Replay a spool directory, a recorded JSON Lines file or another tool's training log (a
+    file, or a directory holding one: see trainer_client.importers); 0 when all was
+    delivered."""
     if path.is_file():
-        return replay_record(path, server, **options)
+        return replay_file(path, server, **options)
     if not path.is_dir():
         error(f"no spool directory or record file at {path}")
         return 2
+    run_dirs = [path] if any(path.glob("*.msg")) else sorted(
+        d for d in path.iterdir() if d.is_dir() and any(d.glob("*.msg")))
+    if not run_dirs and importers.holds_logs(path):
+        return replay_file(path, server, **options)
     if options.get("name") or options.get("rules"):
         error("--name and --rules apply to a record file, not to a spool directory")
         return 2
-    run_dirs = [path] if any(path.glob("*.msg")) else sorted(
-        d for d in path.iterdir() if d.is_dir() and any(d.glob("*.msg")))
     if not run_dirs:
         print(f"ganwatch: nothing to replay in {path}")
         return 0
@@ -100,23 +105,76 @@ def _points_message(run_id: str, batch_key: str, rows: list) -> Message:
     return protocol.points(run_id, batch_id, series)
 
 
-def _batches(path: Path, steps_per_batch: int):
-    """The record's steps as lists of (step, wall_time, values), at most steps_per_batch long;
-    a step going back starts a new batch, so each batch's steps are in order."""
-    rows: list = []
+def _record_rows(path: Path):
+    """A record's steps as (step, wall_time, values), in the file's order."""
     for line in read_record(path):
-        if line.header is not None:
-            continue
-        if rows and (len(rows) >= steps_per_batch or line.step < rows[-1][0]):
-            yield rows
-            rows = []
-        rows.append((line.step, line.wall_time, line.values))
-    if rows:
-        yield rows
+        if line.header is None:
+            yield line.step, line.wall_time, line.values
+
+
+def _batches(rows, steps_per_batch: int):
+    """(step, wall_time, values) rows as lists at most steps_per_batch long; a step going back
+    starts a new batch, so each batch's steps are in order."""
+    batch: list = []
+    for row in rows:
+        if batch and (len(batch) >= steps_per_batch or row[0] < batch[-1][0]):
+            yield batch
+            batch = []
+        batch.append(row)
+    if batch:
+        yield batch
+
+
+def replay_file(path: Path, server: str | None = None, *, verb: str = "replayed",
+                **options) -> int:
+    """A record file, or another tool's log (a file or a directory holding one), sent as a
+    run: what ``ganwatch replay FILE`` and ``ganwatch import FILE|DIR`` do, with the same
+    readers, so both give the same verdict."""
+    try:
+        source = importers.detect(path)
+    except importers.LogError as exc:
+        error(str(exc))
+        return 2
+    if source.format in importers.RECORD_FORMATS:
+        return replay_record(source.path, server, verb=verb, **options)
+    return replay_log(source, server, verb=verb, **options)
+
+
+def replay_log(source: importers.Source, server: str | None = None, *,
+               name: str | None = None, rules: dict | None = None,
+               steps_per_batch: int = STEPS_PER_BATCH, verb: str = "replayed") -> int:
+    """Create a run from another tool's log (read whole and checked before anything is
+    sent), send its steps in order, finish it and print what the rules found. Exit status as
+    :func:`replay_record`'s."""
+    try:
+        rows = importers.read(source)
+    except importers.LogError as exc:
+        error(str(exc))
+        return 2
+    skipped = sum(row.skipped for row in rows)
+    rows = [(row.step, row.wall_time, row.values) for row in rows if row.values]
+    if not rows:
+        error(f"{source.path} holds no scalars")
+        return 2
+    config = {"imported_from": str(source.path), "log_format": source.format}
+    body = _run_body(name or source.name, config, rules)
+    what = f"{source.path.name} ({importers.FORMATS[source.format]})"
+    return _deliver(body, lambda: iter(rows), len(rows), skipped, server,
+                    steps_per_batch=steps_per_batch, verb=verb, what=what)
+
+
+def _run_body(run_name: str, config: dict, rules: dict | None, header: dict | None = None,
+              ) -> dict:
+    header = header or {}
+    return protocol.run_body(secrets.token_hex(8), str(run_name)[:200], config,
+                             {**(header.get("rules") or {}), **(rules or {})},
+                             header.get("checkin_interval"), header.get("loss"),
+                             header.get("keys") if isinstance(header.get("keys"), dict) else None)
 
 
 def replay_record(path: Path, server: str | None = None, *, name: str | None = None,
-                  rules: dict | None = None, steps_per_batch: int = STEPS_PER_BATCH) -> int:
+                  rules: dict | None = None, steps_per_batch: int = STEPS_PER_BATCH,
+                  verb: str = "replayed") -> int:
     """Create a run from a recorded JSON Lines file, send its steps in order through the
     ingest API (the rules evaluate them as they would live), finish it, and print what the
     rules found. Returns 0 on success, 1 if the server refused or could not be reached, 2 for a
@@ -138,12 +196,16 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
         return 2
     config = header.get("config") if isinstance(header.get("config"), dict) else {}
     run_name = name or header.get("name") or path.stem
-    run_id = secrets.token_hex(8)
-    body = protocol.run_body(run_id, str(run_name)[:200],
-                             {**config, "replayed_from": str(path)},
-                             {**(header.get("rules") or {}), **(rules or {})},
-                             header.get("checkin_interval"), header.get("loss"),
-                             header.get("keys") if isinstance(header.get("keys"), dict) else None)
+    body = _run_body(run_name, {**config, "replayed_from": str(path)}, rules, header)
+    return _deliver(body, lambda: _record_rows(path), steps, skipped, server,
+                    steps_per_batch=steps_per_batch, verb=verb, what=path.name)
+
+
+def _deliver(body: dict, rows, steps: int, skipped: int, server: str | None, *,
+             steps_per_batch: int, verb: str, what: str) -> int:
+    """Create the run ``body`` describes, send ``rows()`` ((step, wall_time, values), in
+    order) in batches, finish the run, and print its URL and the rules' verdict."""
+    run_id, run_name = body["id"], body["name"]
     base = (server or DEFAULT_SERVER).rstrip("/")
     transport = HttpTransport(base)
     try:
@@ -153,23 +215,23 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
             return 1
         sent_points = batches = 0
         last_step = None
-        for rows in _batches(path, steps_per_batch):
-            message = _points_message(run_id, str(batches), rows)
+        for batch in _batches(rows(), steps_per_batch):
+            message = _points_message(run_id, str(batches), batch)
             outcome, detail = _send(transport, message)
             if outcome is not Outcome.SENT:
-                error(f"the server did not take steps {rows[0][0]}-{rows[-1][0]} ({detail}); "
-                      f"{sent_points} points were sent to {base}/runs/{run_id}")
+                error(f"the server did not take steps {batch[0][0]}-{batch[-1][0]} "
+                      f"({detail}); {sent_points} points were sent to {base}/runs/{run_id}")
                 return 1
             sent_points += message.n_points
             batches += 1
-            last_step = rows[-1][0]
+            last_step = batch[-1][0]
         _send(transport, protocol.finish(run_id))
         alerts = transport.get_json(protocol.alerts_path(run_id, limit=1000), timeout=10.0)
         rules = transport.get_json(protocol.rules_path(run_id), timeout=10.0)
     finally:
         transport.close()
-    print(f"ganwatch: replayed {steps} steps ({sent_points} points, last step {last_step}) of "
-          f"{path.name} into run '{run_name}': {base}/runs/{run_id}")
+    print(f"ganwatch: {verb} {steps} steps ({sent_points} points, last step {last_step}) of "
+          f"{what} into run '{run_name}': {base}/runs/{run_id}")
     if skipped:
         print(f"ganwatch: {skipped} values that are not numbers were left out")
     print(describe_alerts((alerts or {}).get("data", [])))
