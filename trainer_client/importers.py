@@ -16,9 +16,8 @@ Formats:
 ``lightning``    Lightning CSVLogger ``metrics.csv``: ``step``, ``epoch`` and metric columns,
                  sparse rows; rows of the same step are merged
 ``stylegan``     StyleGAN2/3 ``stats.jsonl``: each key's ``mean`` is its value (a statistic
-                 with ``num`` 0 is missing, not NaN). The step is the number of images shown,
-                 ``Progress/kimg`` x 1000, when every line has it and it increases; otherwise
-                 the line's index (0, 1, ...), so that steps always increase
+                 with ``num`` 0 is missing, not NaN); the step is the line's index (the tick:
+                 0, 1, ...), ``Progress/kimg`` a series
 ``wandb-csv``    a W&B run history as CSV (``run.history().to_csv()``): ``_step`` and metric
                  columns; other columns starting with ``_`` are W&B's own, ``_timestamp`` the
                  wall time
@@ -274,17 +273,13 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def read_stylegan(path: Path) -> Iterator[Row]:
-    """StyleGAN2/3 stats.jsonl: one line per tick; each statistic's mean is its value.
-    Step: ``Progress/kimg`` x 1000 (images shown) when every line has it and it increases,
-    else the line's index."""
-    lines = list(_json_lines(path))
-    kimg = [_stylegan_value(obj.get("Progress/kimg")) for _, obj in lines]
-    images = [round(k * 1000) if isinstance(k, float) and math.isfinite(k) else None
-              for k in kimg]
-    by_images = all(i is not None for i in images) and \
-        all(a < b for a, b in zip(images, images[1:]))
-    for index, (_, obj) in enumerate(lines):
-        step = images[index] if by_images else index
+    """StyleGAN2/3 stats.jsonl: one line per tick; each statistic's mean is its value. The
+    step is the line's index (0, 1, ...: the tick, counted from the file's start, so it
+    increases even across a resumed run, whose ticks restart at 0). Not the images shown
+    (``Progress/kimg`` x 1000): the rules' windows count steps, and ticks thousands of images
+    apart would leave one point in each. ``Progress/kimg`` stays a series of its own."""
+    for index, (_, obj) in enumerate(_json_lines(path)):
+        step = index
         values, skipped = {}, 0
         for key, stat in obj.items():
             if key == "timestamp":
