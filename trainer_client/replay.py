@@ -158,7 +158,7 @@ def replay_log(source: importers.Source, server: str | None = None, *,
         return 2
     config = {"imported_from": str(source.path), "log_format": source.format}
     body = _run_body(name or source.name, config, rules)
-    what = f"{source.path.name} ({importers.FORMATS[source.format]})"
+    what = f"{source.path.name} ({importers.FORMATS[source.format].split(' (')[0]})"
     return _deliver(body, lambda: iter(rows), len(rows), skipped, server,
                     steps_per_batch=steps_per_batch, verb=verb, what=what)
 

@@ -37,6 +37,8 @@ def _one_line(err: str, prefix: str = "ganwatch: error: ") -> None:
     ["demo", "--port", "http"],
     ["replay"],
     ["replay", "a.jsonl", "--bogus"],
+    ["import"],
+    ["import", "metrics.csv", "--bogus"],
     ["webhook"],
     ["webhook", "add"],
     ["webhook", "add", "http://127.0.0.1:9/x", "--format", "email"],
