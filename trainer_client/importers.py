@@ -127,9 +127,11 @@ def _step(value, where: str) -> int:
 
 
 def _open_text(path: Path):
+    """Text I/O on a log (gzip-compressed when its name ends in .gz); a byte-order mark, which
+    spreadsheet tools write, is not part of the first column's name."""
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -348,15 +350,19 @@ def read(source: Source) -> list[Row]:
 
 # ---- detection --------------------------------------------------------------------------
 
-def _first_line(path: Path) -> str:
+def _first_line(path: Path, limit: int = 1 << 20) -> str:
+    """The first line that is not blank (at most ``limit`` characters of it), "" for an
+    empty file, a NUL character for one that is not text."""
     try:
         with _open_text(path) as f:
-            for text in f:
+            while True:
+                text = f.readline(limit)
+                if not text:
+                    return ""
                 if text.strip():
                     return text.strip()
     except (UnicodeDecodeError, EOFError, gzip.BadGzipFile):
         return "\0"  # binary: no text format
-    return ""
 
 
 def _is_stylegan(obj: dict) -> bool:

@@ -79,6 +79,13 @@ def test_mlflow_metric_history_csv():
     assert rows[1].wall_time == 1700000001.0  # ms to s
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (FIXTURES / "mlflow-history.csv").read_bytes())
+    assert rows_of(path)[0] == "mlflow-csv"
+    assert [r.step for r in read(detect(path))] == [0, 1, 2]
+
+
 @pytest.mark.parametrize("where", ["mlruns", "mlruns/1", "mlruns/1/5f2c0a1b",
                                    "mlruns/1/5f2c0a1b/metrics"])
 def test_mlruns_run_directory(where):
