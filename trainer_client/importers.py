@@ -82,7 +82,8 @@ class Source(NamedTuple):
 
 class _Steps:
     """Collects (step, key, value) points in any order and gives them back as one row per step,
-    steps increasing; a key given twice at a step keeps the later value."""
+    steps increasing; a key given twice at a step (a restarted run's steps logged again) keeps
+    the later value, and the step the later wall time."""
 
     def __init__(self) -> None:
         self._rows: dict[int, dict[str, float]] = {}
@@ -95,8 +96,8 @@ class _Steps:
 
     def stamp(self, step: int, wall_time: float | None) -> None:
         self._rows.setdefault(step, {})
-        if wall_time is not None and math.isfinite(wall_time) and step not in self._wall:
-            self._wall[step] = wall_time
+        if wall_time is not None and math.isfinite(wall_time):
+            self._wall[step] = wall_time  # the latest, with the latest values
 
     def skip(self, step: int, count: int = 1) -> None:
         self._rows.setdefault(step, {})
@@ -299,8 +300,9 @@ def read_stylegan(path: Path) -> Iterator[Row]:
 
 def read_tensorboard(path: Path) -> Iterator[Row]:
     """Scalars of TensorBoard event files (one file, or all of a directory's) by TensorBoard's
-    own reader: ``simple_value`` summaries and TF2 scalar tensors; each tag is a key. What
-    TensorBoard drops after a restart (steps logged again) is dropped here too."""
+    own reader: ``simple_value`` summaries and TF2 scalar tensors; each tag is a key. Files
+    are read in their names' (creation) order: a step logged again by a restarted run keeps
+    its later value (TensorBoard's own purge after a logged restart applies too)."""
     try:
         from tensorboard.backend.event_processing import event_accumulator as ea
         from tensorboard.util import tensor_util

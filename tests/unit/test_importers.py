@@ -95,7 +95,8 @@ def test_mlruns_run_directory(where):
                                    (2, {"Loss/G": -math.inf, "loss_D": NAN})]
 
 
-def _write_events(directory: Path, points: list[tuple[int, str, float]]) -> Path:
+def _write_events(directory: Path, points: list[tuple[int, str, float]],
+                  wall: float = 1.7e9) -> Path:
     """An event file written by TensorBoard's own writer: scalars as simple_value summaries
     (what torch's SummaryWriter writes)."""
     from tensorboard.compat.proto.event_pb2 import Event
@@ -104,7 +105,7 @@ def _write_events(directory: Path, points: list[tuple[int, str, float]]) -> Path
 
     writer = EventFileWriter(str(directory))
     for step, tag, value in points:
-        writer.add_event(Event(wall_time=1.7e9 + step, step=step, summary=Summary(
+        writer.add_event(Event(wall_time=wall + step, step=step, summary=Summary(
             value=[Summary.Value(tag=tag, simple_value=value)])))
     writer.close()
     return Path(writer.get_logdir())
@@ -134,6 +135,22 @@ def test_tensorboard_event_files(tmp_path):
         assert rows[0].wall_time == 1.7e9
     one_file = next(run.glob("events.out.tfevents.*"))
     assert detect(one_file).format == "tensorboard"
+
+
+def test_a_restarted_tensorboard_run_keeps_the_later_values(tmp_path):
+    """A run restarted from its step-3 checkpoint writes a second event file beside the first:
+    steps 3 and 4 are read once, with the restarted run's values."""
+    for started, first, value in ((1700000000, 0, 1.0), (1700000100, 3, 2.0)):
+        written = tmp_path / "writing"
+        _write_events(written, [(s, "d_loss", value) for s in range(first, first + 5)],
+                      wall=started)
+        # named as the writer names them, by the time it started (not this test's clock)
+        next(written.glob("events.*")).rename(tmp_path / f"events.out.tfevents.{started}.host")
+        written.rmdir()
+    rows = read(detect(tmp_path))
+    assert [(r.step, r.values["d_loss"]) for r in rows] == [
+        (0, 1.0), (1, 1.0), (2, 1.0), (3, 2.0), (4, 2.0), (5, 2.0), (6, 2.0), (7, 2.0)]
+    assert rows[3].wall_time == 1700000103  # the restarted run's step, not the first's
 
 
 def test_tensorboard_missing_is_an_install_hint(tmp_path, monkeypatch):
