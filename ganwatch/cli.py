@@ -221,10 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     replay = sub.add_parser(
         "replay", help="diagnose a recorded run (a JSON Lines file, one step per line), or send "
                        "what a client left in its spool (a directory)")
-    replay.add_argument("path", help="a record file (from --record / init(record=...)), a "
-                                     "run's spool directory, or the spool root")
+    replay.add_argument("path", help="a record file (from --record / init(record=...)), "
+                                     "another tool's log (as ganwatch import reads), a run's "
+                                     "spool directory, or the spool root")
     replay.add_argument("--server", help=f"server URL (default GANWATCH_URL or {DEFAULT_SERVER})")
-    replay.add_argument("--name", help="name of the replayed run (default: the record's)")
+    replay.add_argument("--name", help="name of the replayed run (default: the record's, or "
+                                       "the log's)")
     replay.add_argument("--rules", help='rule settings as JSON, e.g. \'{"d_loss_spikes": '
                                         'false}\' (as in trainer_client.init(rules=...))')
     replay.set_defaults(func=_replay)
