@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, series
 
-RECORDS = Path(__file__).parent / "fixtures" / "records"
-D_WINS = {"d_loss_zero", "d_overpowering", "vanishing_g_gradient"}  # as tests/test_replay.py
+from tests.support import ROOT, series
+
+RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "records"
+D_WINS = {"d_loss_zero", "d_overpowering", "vanishing_g_gradient"}  # as tests/api/test_replay.py
 
 
 def ganwatch(*argv) -> subprocess.CompletedProcess:
@@ -168,6 +169,20 @@ def test_a_failing_log_from_each_tool_imports_to_the_records_verdict(sqlite_only
     assert again.stdout.startswith(f"ganwatch: replayed {len(steps)} steps")
     assert fired(api, replayed) == verdict
     assert series(api, replayed, "d_loss")["steps"] == list(steps)
+
+
+def test_foreign_names_are_kept_and_read_by_the_servers_vocabulary(sqlite_only, api, tmp_path):
+    """The d-wins run as StyleGAN names its losses: stored under those names, and the server
+    reads Loss/D/loss as D's loss (the run's verdict says so)."""
+    names = {"d_loss": "Loss/D/loss", "g_loss": "Loss/G/loss"}
+    steps = {step: {names.get(k, k): v for k, v in values.items()}
+             for step, values in record_steps("d-wins").items()}
+    done = ganwatch("import", write_stylegan(steps, tmp_path), "--server", sqlite_only.url)
+    run_id = run_id_of(done)
+    assert series(api, run_id, "Loss/D/loss")["steps"] == list(steps)
+    assert "d_loss" not in api.get(f"/api/v1/runs/{run_id}").json()["series_keys"]
+    assert "d_loss_zero" in fired(api, run_id)
+    assert "reading Loss/D/loss as d_loss" in done.stdout, done.stdout
 
 
 def test_a_healthy_lightning_log_imports_quietly(sqlite_only, api, tmp_path):
