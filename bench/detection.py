@@ -57,13 +57,40 @@ STEPS = {("healthy", "ring8"): (3000, 250), ("healthy", "digits"): (600, 200),
          ("collapse", "ring8"): (3000, 250), ("collapse", "digits"): (600, 200),
          ("d-wins", "ring8"): (1500, 250), ("d-wins", "digits"): (200, 100),
          ("diverge", "ring8"): (150, 50), ("diverge", "digits"): (100, 50)}
+# The other loss families' presets (--loss): healthy ones get the healthy budget, the failure
+# ones budgets a little longer than the failure takes to show.
+for _preset, _budgets in {"wgan-gp-diverge": ((600, 100), (300, 100)),
+                          "hinge-d-wins": ((400, 100), (400, 100)),
+                          "lsgan-collapse": ((1500, 250), (600, 200)),
+                          "r1-unregularised": ((400, 100), (200, 100)),
+                          "hinge-collapse": ((3000, 250), (600, 200))}.items():
+    STEPS[_preset, "ring8"], STEPS[_preset, "digits"] = _budgets
+for _preset in PRESETS:
+    if _preset.startswith("healthy-"):
+        STEPS[_preset, "ring8"], STEPS[_preset, "digits"] = STEPS["healthy", "ring8"], \
+            STEPS["healthy", "digits"]
+FAMILY_PRESETS = ("healthy-wgan-gp,wgan-gp-diverge,healthy-hinge,hinge-d-wins,hinge-collapse,"
+                  "healthy-lsgan,lsgan-collapse,healthy-r1,r1-unregularised")
+
+
+def family(preset: str) -> str:
+    """The loss family a preset trains with (bce unless it says --loss)."""
+    loss = PRESETS[preset].get("loss", "bce")
+    return "bce" if loss == "ns" else loss
+
+
 POINT_ONLY = ("batch_size", "ngf", "ndf")
+# Settings a preset takes on images rather than its 2D toy settings: WGAN-GP's image setting
+# (Gulrajani et al.: lambda 10) with one critic step, where ring8 takes their toy one.
+DIGITS = {"healthy-wgan-gp": {"gp_weight": 10.0, "d_steps": 1}}
 
 
 def settings(preset: str, dataset: str, seed: int, scale: float) -> dict:
     cfg = {k: v for k, v in PRESETS[preset].items()
            if k not in ("dataset", "seed", "steps", "eval_every")
            and not (dataset == "digits" and k in POINT_ONLY)}
+    if dataset == "digits":
+        cfg.update(DIGITS.get(preset, {}))
     steps, every = STEPS[preset, dataset]
     return {**cfg, "dataset": dataset, "seed": seed, "steps": max(50, int(steps * scale)),
             "eval_every": max(25, int(every * scale)), "sample_every": 0}
@@ -205,13 +232,47 @@ def report(results: list[dict]) -> None:
                  if hit else "-"))
 
 
+def report_families(results: list[dict]) -> None:
+    """Per loss family: the healthy presets' false alarms, the failure presets' detection, and
+    recall / false alarms by the evaluation's own verdict."""
+    print(f"\n{'family':8s} {'healthy-preset runs':>20s} {'alerts on them':>15s} "
+          f"{'failure-preset runs detected':>29s} {'median first alert':>19s} "
+          f"{'recall (eval-failing)':>22s} {'false alarms / eval-healthy run':>32s} "
+          f"{'median delay from onset':>24s}")
+    for fam in dict.fromkeys(family(r["preset"]) for r in results):
+        runs = [r for r in results if family(r["preset"]) == fam]
+        healthy = [r for r in runs if r["preset"].startswith("healthy")]
+        failure = [r for r in runs if not r["preset"].startswith("healthy")]
+        detected = [r for r in failure if r["fired"]]
+        failing = [r for r in runs if r["failing"]]
+        hit = [r for r in failing if r["fired"]]
+        fine = [r for r in runs if not r["failing"]]
+        first = [r["fired"][0][0] for r in detected]
+        delays = [r["fired"][0][0] - r["onset"] for r in hit]
+        per_fine = f"{sum(len(r['fired']) for r in fine) / len(fine):.2f}" if fine else "-"
+        print(f"{fam:8s} {len(healthy):>20d} {sum(len(r['fired']) for r in healthy):>15d} "
+              f"{len(detected):>20d}/{len(failure):<8d} "
+              f"{(f'{statistics.median(first):.0f}' if first else '-'):>19s} "
+              f"{len(hit):>13d}/{len(failing):<8d} "
+              f"{per_fine:>32s} "
+              f"{(f'{statistics.median(delays):.0f}' if delays else '-'):>24s}")
+    missed = [r["name"] for r in results if not r["preset"].startswith("healthy")
+              and not r["fired"]]
+    alarms = [f"{r['name']}: {', '.join(rule for _, rule in r['fired'])}" for r in results
+              if r["preset"].startswith("healthy") and r["fired"]]
+    print("failure-preset runs no rule caught: " + (", ".join(missed) or "none"))
+    print("healthy-preset runs with alerts: " + ("; ".join(alarms) or "none"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--workers", type=int, default=2, help="trainers run at once")
-    parser.add_argument("--presets", default="healthy,d-wins,collapse,diverge")
+    parser.add_argument("--presets", default="healthy,d-wins,collapse,diverge",
+                        help="comma-separated, or 'families' for every loss family's presets "
+                             "(bce's and " + FAMILY_PRESETS + ")")
     parser.add_argument("--datasets", default="digits,ring8")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the step budgets")
     parser.add_argument("--json", help="also write the per-run results here")
@@ -223,6 +284,11 @@ def main() -> None:
     if args.replay and not args.records:
         parser.error("--replay needs --records DIR")
     print(machine())
+    if args.presets == "families":
+        args.presets = "healthy,d-wins,collapse,diverge," + FAMILY_PRESETS
+    unknown = [p for p in args.presets.split(",") if p not in PRESETS]
+    if unknown:
+        parser.error(f"unknown presets {', '.join(unknown)}; the presets: {', '.join(PRESETS)}")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(p, d, s) for p in args.presets.split(",") for d in args.datasets.split(",")
             for s in seeds]
@@ -241,6 +307,7 @@ def main() -> None:
                 r = results[-1]
                 print(f"  done {r['name']} in {r['seconds']:.0f}s", flush=True)
     report(results)
+    report_families(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
 

@@ -122,6 +122,8 @@ class Rule:
     inputs: tuple[str, ...] = ()  # series keys (or prefixes ending in "/") it reads
     # the inputs it cannot watch without (None: all of ``inputs``); any one of a group will do
     needs: tuple[tuple[str, ...], ...] | None = None
+    # (parameter, input): the input is needed too while the parameter is set (non-zero)
+    needs_when: tuple[tuple[str, str], ...] = ()
     families: frozenset[str] | None = None  # the loss families it applies to (None: all)
     source: str = ""  # where the sign comes from, for the families it was not written for
 

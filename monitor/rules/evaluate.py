@@ -252,6 +252,7 @@ def coverage(params: Mapping[str, dict], roles: Mapping[str, str], keys: Iterabl
     for name in POINT_RULES:
         rule, p = RULES[name], params[name]
         groups = rule.needs if rule.needs is not None else tuple((i,) for i in rule.inputs)
+        groups += tuple((wanted,) for param, wanted in rule.needs_when if p.get(param))
         missing = [" or ".join(group) for group in groups
                    if not any(_logged(_input_key(name, i, p), roles, logged) for i in group)]
         fits = applies(name, family)

@@ -225,13 +225,18 @@ def d_overpowering(w: Window, p: dict) -> Finding | None:
     real, fake = mean(rv), mean(fv)
     if not (real > p["real_above"] and fake < p["fake_below"]):
         return None
-    return Finding(
-        message=f"D overpowers G: D(x) averaged {fmt(real)} and D(G(z)) {fmt(fake)} over steps "
-                f"{rs[0]}-{rs[-1]} (thresholds {fmt(p['real_above'])} / "
-                f"{fmt(p['fake_below'])})",
-        value=fake, threshold=p["fake_below"],
-        evidence={"d_real": real, "d_fake": fake, "scores": scores, "from_step": rs[0],
-                  "to_step": rs[-1]})
+    evidence = {"d_real": real, "d_fake": fake, "scores": scores, "from_step": rs[0],
+                "to_step": rs[-1]}
+    message = (f"D overpowers G: D(x) averaged {fmt(real)} and D(G(z)) {fmt(fake)} over steps "
+               f"{rs[0]}-{rs[-1]} (thresholds {fmt(p['real_above'])} / "
+               f"{fmt(p['fake_below'])})")
+    if p["g_grad_below"] > 0:  # margins met matter only once G's gradient is gone too
+        level = _level(w, p["g_grad_key"], p["window"], median)
+        if level is None or not level[2] < p["g_grad_below"]:
+            return None
+        evidence["g_grad_median"] = level[2]
+        message += f", and G's median gradient norm is {fmt(level[2])}"
+    return Finding(message=message, value=fake, threshold=p["fake_below"], evidence=evidence)
 
 
 def vanishing_g_gradient(w: Window, p: dict) -> Finding | None:
@@ -336,8 +341,12 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          "norm in D.", inputs=("d_loss",), families=families.ALL - families.WASSERSTEIN,
          source="for hinge, least-squares and logistic losses too: each is 0 only when D "
                 "separates real from fake with full confidence (hinge: both margins met, Lim & "
-                "Ye 2017; LSGAN: outputs on their targets, Mao et al. 2017). Not for a WGAN "
-                "critic, whose loss is a difference of unbounded scores"),
+                "Ye 2017; LSGAN: outputs on their targets, Mao et al. 2017). LSGAN's "
+                "thresholds are on its own scale (FAMILY_PARAMS): 0.005 is D's outputs "
+                "within about 0.07 of both targets, as BCE's 0.05 is D's probabilities "
+                "within 0.025 of them; a strong but not pinned LSGAN D (outputs 0.9 and "
+                "0.1) is at 0.01-0.05. Not for a WGAN critic, whose loss is a difference of "
+                "unbounded scores"),
     Rule("exploding_gradients", "Exploding gradients",
          '"check norms of gradients: if they are over 100 things are screwing up"',
          exploding_gradients,
@@ -377,7 +386,9 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          "instance noise (#13) and replaying old fakes (#8) calm D down.", inputs=("d_loss",),
          families=families.ALL - families.WASSERSTEIN,
          source="not for a WGAN critic: its loss moves with its unbounded scores; runaways are "
-                "critic_runaway's"),
+                "critic_runaway's. Hinge: a spike must double the median (FAMILY_PARAMS): the "
+                "hinge loss is linear in D's scores, and healthy hinge runs swing by half "
+                "their median as scores cross the margins (bench/RESULTS.md)"),
     Rule("g_fooling_d", "G fooling D with garbage",
          '"if loss of generator steadily decreases, then it\'s fooling D with garbage"',
          g_fooling_d,
@@ -419,15 +430,22 @@ RULES: dict[str, Rule] = {r.name: r for r in [
           "scores": ("auto", "D's outputs: probabilities, logits (compared after a sigmoid), "
                              "raw (compared as they are), or auto (probabilities while every "
                              "value is in [0, 1], logits otherwise)"),
+          "g_grad_key": ("grad_norm/G", "G's total gradient norm; read when g_grad_below is "
+                                        "set"),
+          "g_grad_below": (0.0, "when above 0, D overpowers G only while G's median gradient "
+                                "norm is below this too (0: scores alone)", (0.0, 1e6)),
           "warmup": (50, "steps before the rule is evaluated"),
           "for": (50, "steps the condition must hold")},
          "Use the non-saturating G loss (ganhacks #2), soft and noisy labels (#6), instance "
          "noise (#13), and train D less (#14) or with a lower learning rate.",
-         inputs=("d_real", "d_fake"),
+         inputs=("d_real", "d_fake", "grad_norm/G"), needs=(("d_real",), ("d_fake",)),
+         needs_when=(("g_grad_below", "grad_norm/G"),),
          families=frozenset({"bce", "hinge", "lsgan", "r1"}),
          source="BCE and R1 (StyleGAN's logistic loss): D's probabilities, a sigmoid applied to "
-                "logits; hinge: both margins met, D(x) >= 1 and D(G(z)) <= -1, where the loss "
-                "stops giving G a gradient (Lim & Ye 2017, Miyato et al. 2018); LSGAN: D's "
+                "logits; hinge: both margins met, D(x) >= 1 and D(G(z)) <= -1, while G's "
+                "gradient vanishes (Lim & Ye 2017, Miyato et al. 2018; margins met alone are "
+                "common in healthy hinge training, whose G loss -D(G(z)) keeps its gradient: "
+                "measured in bench/RESULTS.md); LSGAN: D's "
                 "outputs pinned at their targets 1 and 0 (Mao et al. 2017). Not for WGAN, "
                 "whose scores are unbounded"),
     Rule("vanishing_g_gradient", "Vanishing G gradient", "G gradient norm -> 0",
@@ -495,8 +513,11 @@ RULES: dict[str, Rule] = {r.name: r for r in [
 # Thresholds that differ by loss family: {family: {rule: {param: value}}}, between a rule's
 # defaults and a run's own settings.
 FAMILY_PARAMS: dict[str, dict[str, dict]] = {
-    "lsgan": {"d_loss_variance": {"threshold": 0.25}, "d_overpowering": {"scores": "raw"}},
-    "hinge": {"d_overpowering": {"real_above": 1.0, "fake_below": -1.0, "scores": "raw"}},
+    "lsgan": {"d_loss_variance": {"threshold": 0.25}, "d_overpowering": {"scores": "raw"},
+              "d_loss_zero": {"threshold": 0.005, "critical": 0.0005}},
+    "hinge": {"d_overpowering": {"real_above": 1.0, "fake_below": -1.0, "scores": "raw",
+                                 "g_grad_below": 1e-3},
+              "d_loss_spikes": {"min_ratio": 1.0}},
     "r1": {"d_overpowering": {"scores": "logits"}},
 }
 

@@ -161,6 +161,41 @@ def test_hinge_margins_met_with_g_gradients_gone_is_d_overpowering(db):
     assert alert.evidence["scores"] == "raw" and alert.threshold == -1.0
 
 
+def test_hinge_margins_met_while_g_still_learns_are_not_overpowering(db):
+    # healthy hinge training on digits (bench/RESULTS.md): D(x) ~1.5, D(G(z)) ~-1.6, G's
+    # gradient norm 12-20: the margins are met, but G's loss -D(G(z)) still has its gradient
+    run = db.run(loss="hinge")
+    rng = random.Random(4)
+    db.feed(run, {"d_loss": [2.7 + rng.gauss(0, 0.1) for _ in range(500)],
+                  "d_real": [1.5 + rng.gauss(0, 0.3) for _ in range(500)],
+                  "d_fake": [-1.6 + rng.gauss(0, 0.3) for _ in range(500)],
+                  "grad_norm/G": [rng.uniform(12, 20) for _ in range(500)]})
+    assert db.notes(run) == []
+    assert db.coverage(run)["d_overpowering"]["watching"]
+
+
+def test_hinge_overpowering_needs_gs_gradient_and_says_so(db):
+    run = db.run(loss="hinge")
+    db.feed(run, {"d_real": [2.5] * 300, "d_fake": [-2.5] * 300})
+    assert db.notes(run) == []
+    assert db.coverage(run)["d_overpowering"]["missing"] == ["grad_norm/G"]
+    bce = db.run()
+    db.feed(bce, {"d_real": [0.99] * 300, "d_fake": [0.01] * 300})
+    assert db.coverage(bce)["d_overpowering"]["missing"] == []
+    assert "d_overpowering" in {n.rule for n in db.notes(bce) if n.kind == "firing"}
+
+
+def test_hinge_spikes_must_double_the_median(db):
+    # a healthy hinge D loss around 2.8 that swings to 4.2 as scores cross the margins
+    hinge, bce = db.run(loss="hinge"), db.run()
+    rng = random.Random(5)
+    loss = [2.8 + rng.gauss(0, 0.05) + (1.4 if i % 40 == 0 else 0.0) for i in range(600)]
+    db.feed(hinge, {"d_loss": loss})
+    db.feed(bce, {"d_loss": loss})
+    assert "d_loss_spikes" not in {n.rule for n in db.notes(hinge)}
+    assert "d_loss_spikes" in {n.rule for n in db.notes(bce) if n.kind == "firing"}
+
+
 def test_hinge_scores_inside_the_margins_are_not_overpowering(db):
     run = db.run(loss="hinge")
     rng = random.Random(2)
@@ -238,3 +273,17 @@ def test_every_family_has_rules_and_the_gradient_rules_watch_all_of_them():
     for name, rule in RULES.items():  # a rule that is not for every family says why
         if rule.families is not None and rule.families != families.ALL:
             assert rule.source, name
+
+
+def test_lsgan_d_loss_to_zero_is_on_its_own_scale(db):
+    # a strong LSGAN D, outputs ~0.9 and ~0.1, has a loss of ~0.03: on BCE's scale that is D
+    # winning outright, on LSGAN's it is not; outputs pinned at 1 and 0 (loss ~0.001) are
+    strong_ls, strong_bce, pinned = db.run(loss="lsgan"), db.run(), db.run(loss="lsgan")
+    rng = random.Random(8)
+    strong = [abs(0.03 + rng.gauss(0, 0.005)) for _ in range(400)]
+    db.feed(strong_ls, {"d_loss": strong})
+    db.feed(strong_bce, {"d_loss": strong})
+    db.feed(pinned, {"d_loss": [0.25] * 100 + [0.001] * 300})
+    assert "d_loss_zero" not in {n.rule for n in db.notes(strong_ls)}
+    assert "d_loss_zero" in {n.rule for n in db.notes(strong_bce) if n.kind == "firing"}
+    assert "d_loss_zero" in {n.rule for n in db.notes(pinned) if n.kind == "firing"}

@@ -126,7 +126,7 @@ class TrainConfig:
     dry_run: bool = False  # a few steps on small fake data, no server: checks the setup
     name: str | None = None  # run name (default dcgan-<dataset>)
     server: str | None = None  # default: GANWATCH_URL or trainer_client.run.DEFAULT_SERVER
-    preset: str | None = None  # healthy | d-wins | collapse | diverge
+    preset: str | None = None  # PRESETS below: healthy, d-wins, collapse, diverge, ...
     extra: dict = field(default_factory=dict)  # reserved for user-side notes in the config
 
     def __new__(cls, *args, **kwargs):
@@ -235,12 +235,16 @@ PRESETS: dict[str, dict] = {
                     norm="none", label_smoothing=False, label_flip=0.0, instance_noise=0.0,
                     acgan=False, init="default", lr_decay=0.0, g_layers=3),
     # -- other loss families (--loss): each GAN judged by its own failure signs ---------------
-    # WGAN-GP on ring8 at the default learning rate: the critic's loss settles around -1 once
-    # the gradient penalty (logged as gp, ~0.01-0.1) has done its work.
+    # WGAN-GP on ring8 with Gulrajani et al.'s toy settings: 5 critic steps per G step and a
+    # penalty weight of 0.1 (their wgan_toy.py; lambda 10 is their image setting, and with it
+    # and one critic step G on ring8 collapsed onto 2 of 8 modes in 3,000 steps). The critic's
+    # loss stays near -0.1 to -0.3; 8/8 modes, ~50% high-quality samples in 3,000 steps.
     "healthy-wgan-gp": dict(dataset="ring8", loss="wgan-gp", steps=3000, batch_size=256,
-                            ngf=128, ndf=128, seed=0, g_layers=3, eval_every=1000),
-    # ... at 100x that learning rate: the critic runs away (loss and scores past 100 within
-    # ~400 steps on this machine), the failure critic_runaway names.
+                            ngf=128, ndf=128, seed=0, g_layers=3, eval_every=1000,
+                            gp_weight=0.1, d_steps=5),
+    # WGAN-GP (lambda 10, one critic step) at 100x the default learning rate: the critic runs
+    # away (loss and scores past 100 within ~400 steps on this machine), the failure
+    # critic_runaway names.
     "wgan-gp-diverge": dict(dataset="ring8", loss="wgan-gp", steps=600, batch_size=256,
                             ngf=128, ndf=128, seed=0, g_layers=3, lr=2e-2, lr_decay=0.0),
     # Hinge with D 5 steps per G step at 10x G's learning rate: both margins met, D(x) > 1
@@ -249,6 +253,30 @@ PRESETS: dict[str, dict] = {
                          ndf=128, seed=0, g_layers=3, d_steps=5, lr_d=2e-3,
                          label_smoothing=False, label_flip=0.0, instance_noise=0.0,
                          lr_decay=0.0),
+    # The other families' healthy runs: the trick-enabled defaults with the family's loss (soft
+    # and flipped labels apply to bce only), the same networks and budget as healthy-wgan-gp.
+    "healthy-hinge": dict(dataset="ring8", loss="hinge", steps=3000, batch_size=256, ngf=128,
+                          ndf=128, seed=0, g_layers=3, eval_every=1000),
+    # LSGAN's D at half G's learning rate (1e-4): at G's, D's outputs sat near their targets
+    # on digits and G's samples stayed alike (diversity ratio below 0.75) for 550 steps.
+    "healthy-lsgan": dict(dataset="ring8", loss="lsgan", steps=3000, batch_size=256, ngf=128,
+                          ndf=128, seed=0, g_layers=3, eval_every=1000, lr_d=1e-4),
+    "healthy-r1": dict(dataset="ring8", loss="r1", steps=3000, batch_size=256, ngf=128,
+                       ndf=128, seed=0, g_layers=3, eval_every=1000),
+    # Mode collapse under the least-squares loss: the collapse preset's vanilla GAN with LSGAN's
+    # loss: G sits on 0-1 of the 8 modes from step ~250 to ~1,500 (seed 0), then may spread
+    # again. (An LSGAN D that wins does not starve G, whose loss does not saturate: 5 D steps
+    # at 10x G's learning rate left D at ~0.9 / ~0.1 with G's gradients alive.)
+    "lsgan-collapse": dict(dataset="ring8", loss="lsgan", steps=1500, batch_size=256,
+                           ngf=128, ndf=128, seed=0, lr=1e-3, instance_noise=0.0,
+                           norm="none", activation="relu", lr_decay=0.0, eval_every=250,
+                           g_layers=3),
+    # Mode collapse under the hinge loss: the collapse preset's vanilla GAN (no noise, no
+    # BatchNorm, ReLU, a high learning rate) with hinge instead of BCE (mode_collapse).
+    "hinge-collapse": dict(dataset="ring8", loss="hinge", steps=4000, batch_size=256,
+                           ngf=128, ndf=128, seed=1, lr=1e-3, instance_noise=0.0,
+                           norm="none", activation="relu", lr_decay=0.0, eval_every=500,
+                           g_layers=3),
     # StyleGAN's logistic loss with the R1 penalty switched off (gamma 0) and a fast D: D's
     # gradient on real data explodes (R1 ~1,000-2,000, penalty_runaway) as D wins.
     "r1-unregularised": dict(dataset="ring8", loss="r1", r1_gamma=0.0, steps=400,
