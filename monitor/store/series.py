@@ -45,6 +45,19 @@ def _bucketed(rows, lo: int, hi: int, n_buckets: int) -> list[tuple]:
     return [kept[pid] for pid in sorted(kept, key=lambda pid: (kept[pid][0], pid))]
 
 
+def downsample(steps: list[int], values: list[float],
+               max_points: int) -> tuple[list[int], list[float]]:
+    """Points already in memory (in step order), downsampled as a series read downsamples
+    them: each bucket's smallest and largest finite value, every non-finite one, the first and
+    the last. The live feed thins its bursts with this, so a spike is never sampled away there
+    either."""
+    if len(steps) <= max_points:
+        return steps, values
+    rows = [(i, step, value, None) for i, (step, value) in enumerate(zip(steps, values))]
+    kept = _bucketed(rows, steps[0], steps[-1], max(1, (max_points - 2) // 2))
+    return [r[0] for r in kept], [r[1] for r in kept]
+
+
 # A read reads at most this many times max_points points one by one (or raw_limit, if more;
 # the rest comes from the pre-aggregated buckets): a read costs about what it returns, however
 # long the series.

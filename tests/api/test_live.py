@@ -93,3 +93,19 @@ def test_a_cursor_past_any_id_the_database_can_hold_starts_from_now(api, server)
     post(api, run_id, "g_loss", [1], [2.0])
     events = read_events(server, run_id, "points", headers={"Last-Event-ID": hello["id"]})
     assert events[-1]["data"]["series"] == {"g_loss": {"steps": [1], "values": [2.0]}}
+
+
+def test_a_one_point_spike_inside_a_large_burst_reaches_the_live_chart(api, server):
+    run_id = new_run(api, "burst")
+    cursor = read_events(server, run_id, "hello")[0]["id"]
+    steps = list(range(10_000))
+    values = [1.0 + (i % 7) * 0.01 for i in steps]
+    values[4321] = 50.0                     # one finite spike, between evenly spaced picks
+    values[7777] = -20.0                    # and one dip
+    post(api, run_id, "d_loss", steps, values)
+    got = read_events(server, run_id, "points", headers={"Last-Event-ID": cursor})
+    series = got[-1]["data"]["series"]["d_loss"]
+    assert len(series["steps"]) <= 2000     # thinned: the burst is over the live limit
+    shown = dict(zip(series["steps"], series["values"]))
+    assert shown[4321] == 50.0 and shown[7777] == -20.0
+    assert shown[0] == values[0] and shown[9999] == values[9999]

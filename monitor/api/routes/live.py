@@ -49,6 +49,7 @@ from monitor.models import Alert, AlertEvent, Point, Run, Sample, Series
 from monitor.schemas import ErrorPublic
 from monitor.store import runs as run_store
 from monitor.store import samples as sample_store
+from monitor.store import series as series_store
 
 router = APIRouter(prefix="/runs/{run_id}/events", tags=["live"])
 
@@ -81,17 +82,6 @@ class Cursor:
         if max(parts) > MAX_ID:
             return None
         return cls(*parts)
-
-
-def thin(steps: list[int], values: list[float], limit: int) -> tuple[list[int], list[float]]:
-    """At most ``limit`` points (plus the non-finite ones): evenly spaced, first and last kept."""
-    if len(steps) <= limit:
-        return steps, values
-    stride = (len(steps) - 1) / (limit - 1)
-    keep = {round(i * stride) for i in range(limit)}
-    keep.update(i for i, v in enumerate(values) if not math.isfinite(v))
-    picked = sorted(keep)
-    return [steps[i] for i in picked], [values[i] for i in picked]
 
 
 class RunFeed:
@@ -142,8 +132,8 @@ class RunFeed:
             out = {}
             for key, (steps, values) in series.items():
                 order = sorted(range(len(steps)), key=steps.__getitem__)
-                steps, values = thin([steps[i] for i in order], [values[i] for i in order],
-                                     LIVE_POINTS_PER_KEY)
+                steps, values = series_store.downsample(
+                    [steps[i] for i in order], [values[i] for i in order], LIVE_POINTS_PER_KEY)
                 out[key] = {"steps": steps, "values": [json_number(v) for v in values]}
             events.append(("points", {"series": out}))
 
