@@ -15,6 +15,7 @@ from pathlib import Path
 
 from trainer_client import protocol, tensors
 from trainer_client.grad_norms import GradNormProbe
+from trainer_client.images import DEFAULT_RANGE, check_range
 from trainer_client.queues import BoundedQueue
 from trainer_client.sender import Sender, warn
 from trainer_client.spool import Spool, default_root
@@ -76,6 +77,7 @@ class RunOptions:
     sample_every: int = 500
     sample_count: int = 64
     diversity_samples: int = 64
+    sample_range: tuple[float, float] = DEFAULT_RANGE  # what G's outputs mean: black..white
     grad_norm_every: int = 1
     flush_interval: float = 1.0
     max_batch: int = 2000
@@ -104,6 +106,7 @@ class Run:
         self.config = _json_safe(options.config)
         self.sample_every = max(0, int(options.sample_every))
         self.sample_count = max(1, int(options.sample_count))
+        self.sample_range = check_range(options.sample_range) or DEFAULT_RANGE
         self.diversity_samples = max(2, int(options.diversity_samples))
         self.exit_timeout = options.exit_timeout
         self.errors = 0
@@ -194,12 +197,19 @@ class Run:
                 and (ndim in (3, 4) or (ndim == 2 and batch.shape[1] == 2)):
             self.log_images(key, batch[: self.sample_count], step=step)
 
-    def log_images(self, key: str, images, step: int | None = None) -> None:
+    def log_images(self, key: str, images, step: int | None = None, *,
+                   value_range: tuple[float, float] | None = None,
+                   normalize: bool = False) -> None:
         """Upload a PNG grid of an image batch (N x C x H x W) under ``key``, e.g. a fixed-noise
-        grid or an interpolation sheet. The copy is taken now; encoding happens in the sender."""
+        grid or an interpolation sheet. ``value_range`` (lo, hi) is what black and white mean
+        (default: the run's ``sample_range``, (-1, 1) for tanh output); values beyond it are
+        clipped. ``normalize=True`` stretches each grid to its own min and max instead. The
+        copy is taken now; encoding happens in the sender."""
         try:
+            shown = None if normalize else check_range(value_range) or self.sample_range
             grid = images.detach().clone() if tensors.is_tensor(images) else images.copy()
-            self._samples.put((self._step - 1 if step is None else step, time.time(), key, grid))
+            self._samples.put((self._step - 1 if step is None else step, time.time(), key, grid,
+                               shown))
         except Exception as exc:
             self.note_error(f"log_images({key})", exc)
 
@@ -281,7 +291,9 @@ class DisabledRun:
     def log(self, step: int | None = None, **values) -> None:
         pass
 
-    def log_images(self, key: str, images, step: int | None = None) -> None:
+    def log_images(self, key: str, images, step: int | None = None, *,
+                   value_range: tuple[float, float] | None = None,
+                   normalize: bool = False) -> None:
         pass
 
     def flush(self) -> None:
@@ -297,10 +309,19 @@ class DisabledRun:
         pass
 
 
+def _sample_range(value) -> tuple[float, float]:
+    try:
+        return check_range(value) or DEFAULT_RANGE
+    except ValueError as exc:
+        warn(f"sample_range: {exc}; the grids use {DEFAULT_RANGE}")
+        return DEFAULT_RANGE
+
+
 def init(name: str, *, models: dict | None = None, optimizers: dict | None = None,
          config: dict | None = None, server: str | None = None, run_id: str | None = None,
          resume: bool = False, sample_every: int = 500, sample_count: int = 64,
-         diversity_samples: int = 64, grad_norm_every: int = 1, flush_interval: float = 1.0,
+         diversity_samples: int = 64, sample_range: tuple[float, float] = DEFAULT_RANGE,
+         grad_norm_every: int = 1, flush_interval: float = 1.0,
          max_batch: int = 2000, spool_dir: str | Path | None = None,
          exit_timeout: float | None = None, rules: dict | None = None,
          checkin_interval: float | None = None, record: str | Path | None = None,
@@ -324,6 +345,11 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
     "d_real": "p_real"}`` (roles: d_loss, g_loss, d_real, d_fake, gp, r1). The PyTorch DCGAN
     example's, StyleGAN's and Lightning's names are known already.
 
+    ``sample_range`` is what G's outputs mean for the sample grids: (-1, 1), tanh output, is
+    drawn black to white; (0, 1) for a sigmoid G. It is the data's convention, never guessed
+    from the values, so a G whose outputs sit near 0 is drawn grey and one that overshoots is
+    clipped; ``log_images(..., normalize=True)`` stretches a grid to its own min and max.
+
     ``record`` also writes every logged step's scalars (gradient norms and diversity included)
     to a JSON Lines file, one step per line; ``offline=True`` only records, sending nothing.
     ``ganwatch replay FILE`` diagnoses a record later. Never raises.
@@ -344,7 +370,8 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
         return Run(RunOptions(
             name=name, server=server, run_id=run_id, config=config, models=models,
             optimizers=optimizers, sample_every=sample_every, sample_count=sample_count,
-            diversity_samples=diversity_samples, grad_norm_every=grad_norm_every,
+            diversity_samples=diversity_samples, sample_range=_sample_range(sample_range),
+            grad_norm_every=grad_norm_every,
             flush_interval=_env_float("GANWATCH_FLUSH_INTERVAL", flush_interval),
             max_batch=max_batch, spool_dir=Path(spool_dir) if spool_dir else default_root(),
             exit_timeout=exit_timeout if exit_timeout is not None

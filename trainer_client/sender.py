@@ -40,8 +40,9 @@ DROPPABLE = (("rules", "rule settings", "the run is monitored with the default r
 
 class Sender:
     """Takes the run's steps (``records``: (step, wall_time, scalars, vectors)) and sample
-    batches (``samples``: (step, wall_time, key, batch)) off their queues, turns them into
-    requests (trainer_client.protocol) in the spool, and sends the spool through ``transport``.
+    batches (``samples``: (step, wall_time, key, batch, value range or None)) off their
+    queues, turns them into requests (trainer_client.protocol) in the spool, and sends the
+    spool through ``transport``.
 
     Its statistics are read-only properties; ``build`` and ``drain`` are the steps the thread
     repeats, callable directly where a test wants them one at a time."""
@@ -226,11 +227,12 @@ class Sender:
             return None
         return protocol.points(self._run_id, uuid.uuid4().hex, series)
 
-    def _sample_message(self, step: int, wall_time: float, key: str, batch) -> Message | None:
+    def _sample_message(self, step: int, wall_time: float, key: str, batch,
+                        value_range: tuple[float, float] | None) -> Message | None:
         if self._offline:
             return None
         host = tensors.to_host(batch, time.monotonic() + READBACK_TIMEOUT_S)
-        png = image_grid_png(host) if host is not None else None
+        png = image_grid_png(host, value_range=value_range) if host is not None else None
         if png is None:
             return None
         return protocol.sample(self._run_id, uuid.uuid4().hex, step=step, key=key,

@@ -382,11 +382,17 @@ class Trainer:
             if g is self.netG:
                 g.train()
 
+    @property
+    def sample_range(self) -> tuple[float, float]:
+        """What G's outputs mean: tanh's (-1, 1) with --normalize (ganhacks #1), else
+        sigmoid's (0, 1)."""
+        return (-1.0, 1.0) if self.cfg.normalize else (0.0, 1.0)
+
     def fixed_samples(self) -> torch.Tensor:
         return self.generate(self.fixed_z, self.fixed_labels if self.cfg.conditional else None)
 
     def save_grid(self, images: torch.Tensor, name: str) -> Path | None:
-        png = image_grid_png(images.float().cpu())
+        png = image_grid_png(images.float().cpu(), value_range=self.sample_range)
         if png is None:
             return None
         self.out.mkdir(parents=True, exist_ok=True)
@@ -419,6 +425,7 @@ def train(cfg: TrainConfig) -> dict:
                                   optimizers={"G": trainer.optG, "D": trainer.optD},
                                   config=config_dict(cfg), server=cfg.server,
                                   run_id=trainer.run_id, sample_every=cfg.sample_every or 0,
+                                  sample_range=trainer.sample_range,
                                   record=cfg.record, offline=cfg.no_server,
                                   loss="bce" if cfg.loss == "ns" else cfg.loss)
         trainer.run_id = run.id or None
