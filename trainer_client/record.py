@@ -46,6 +46,27 @@ def encode_number(value: float) -> float | str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
+def _drop_cut_line(path: Path) -> None:
+    """Truncate a plain record that does not end in a newline (its writer was killed mid-line)
+    after its last whole line, so that lines appended to it stay whole."""
+    with open(path, "rb+") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return
+        end, chunk = size, 1 << 16
+        while end > 0:  # bounded: the file's size
+            start = max(0, end - chunk)
+            f.seek(start)
+            block = f.read(end - start)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                f.truncate(start + cut + 1)
+                return
+            end = start
+        f.truncate(0)
+
+
 class Recorder:
     """Appends steps to a JSON Lines file; written from the client's sender thread."""
 
@@ -54,6 +75,9 @@ class Recorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         fresh = not append or not self.path.exists() or self.path.stat().st_size == 0
+        if not fresh and self.path.suffix != ".gz":
+            _drop_cut_line(self.path)  # a killed run's half line: continue after the whole ones
+            fresh = self.path.stat().st_size == 0
         self._file = _open(self.path, "a" if append else "w")
         if fresh:
             self._write_line({FORMAT_KEY: 1, **header})
@@ -105,22 +129,30 @@ class Line:
     wall_time: float | None
     values: dict[str, float]
     skipped: int  # values that are not numbers (text, media): not series, left out
+    cut: bool = False  # the last line, written half: its run was killed mid-write; no step
 
 
 def read_record(path: Path) -> Iterator[Line]:
     """Yield the record's lines in order. Numbers (and "NaN"/"Infinity") become points; other
     values are counted as skipped. Raises RecordError naming the first line that is not a step
-    object (or the header)."""
+    object (or the header). The last line may be cut short (a run killed by OOM, SIGKILL or a
+    preemption while writing it): it is yielded as a ``cut`` Line with no step, after every
+    whole line; a line that is not JSON with lines after it is still an error."""
+    cut: RecordError | None = None  # a line that is not JSON: an error unless it is the last
     with _open(path, "r") as f:
         for number, line in enumerate(f, 1):
             line = line.strip()
             if not line:
                 continue
+            if cut is not None:
+                raise cut
             where = f"{path.name} line {number}"
             try:
                 obj = json.loads(line)
             except ValueError as exc:
-                raise RecordError(f"{where}: not JSON ({exc.msg})") from None
+                cut = RecordError(f"{where}: not JSON ({exc.msg})")
+                cut_number = number
+                continue
             if not isinstance(obj, dict):
                 raise RecordError(f"{where}: expected a JSON object, one step per line")
             if FORMAT_KEY in obj:
@@ -150,3 +182,5 @@ def read_record(path: Path) -> Iterator[Line]:
                 else:
                     values[key] = x
             yield Line(number, None, int(step), wall_time, values, skipped)
+    if cut is not None:
+        yield Line(cut_number, None, None, None, {}, 0, cut=True)

@@ -108,7 +108,7 @@ def _points_message(run_id: str, batch_key: str, rows: list) -> Message:
 def _record_rows(path: Path):
     """A record's steps as (step, wall_time, values), in the file's order."""
     for line in read_record(path):
-        if line.header is None:
+        if line.header is None and not line.cut:
             yield line.step, line.wall_time, line.values
 
 
@@ -181,10 +181,13 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
     file that cannot be read."""
     header: dict = {}
     steps = skipped = 0
+    cut = None
     try:  # the whole file is checked before anything is sent
         for line in read_record(path):
             if line.header is not None:
                 header = line.header
+            elif line.cut:
+                cut = line.number
             else:
                 steps += 1
                 skipped += line.skipped
@@ -197,6 +200,10 @@ def replay_record(path: Path, server: str | None = None, *, name: str | None = N
     config = header.get("config") if isinstance(header.get("config"), dict) else {}
     run_name = name or header.get("name") or path.stem
     body = _run_body(run_name, {**config, "replayed_from": str(path)}, rules, header)
+    if cut is not None:
+        print(f"ganwatch: {path.name} line {cut}, the last, was cut short (the run was "
+              f"killed while writing it?): skipped; the {steps} whole steps before it are "
+              f"{verb}", flush=True)
     return _deliver(body, lambda: _record_rows(path), steps, skipped, server,
                     steps_per_batch=steps_per_batch, verb=verb, what=path.name)
 

@@ -132,7 +132,9 @@ def test_records_exported_from_other_tools_are_read(sqlite_only, api, tmp_path):
 
 
 @pytest.mark.parametrize(("content", "says"), [
-    ('{"step": 0, "d_loss": 1}\n{"step": 1, "d_loss": 1}\nnot json\n', "line 3: not JSON"),
+    ('{"step": 0, "d_loss": 1}\nnot json\n{"step": 2, "d_loss": 1}\n', "line 2: not JSON"),
+    ('{"step": 0, "d_loss": 1}\n{"step": 1, "d_lo\n{"step": 2, "d_loss": 1}\n',
+     "line 2: not JSON"),
     ('{"step": 0, "d_loss": 1}\n[1, 2]\n', "line 2: expected a JSON object"),
     ('{"d_loss": 1}\n', "line 1: no step"),
     ('{"step": -3, "d_loss": 1}\n', "line 1: the step must be a whole number"),
@@ -149,6 +151,24 @@ def test_bad_records_are_one_line_errors_and_create_no_run(sqlite_only, api, tmp
     assert done.stderr.startswith("ganwatch: error:") and says in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert api.get("/api/v1/runs").json()["count"] == before
+
+
+def test_a_record_cut_short_replays_every_whole_line_and_says_the_last_was_cut(
+        sqlite_only, api, tmp_path):
+    # a d-wins run killed (OOM, SIGKILL, preemption) while it wrote its 202nd line
+    with gzip.open(RECORDS / "d-wins.jsonl.gz", "rt") as f:
+        whole = f.read()
+    steps = [json.loads(line)["step"] for line in whole.splitlines() if '"step"' in line[:12]]
+    path = tmp_path / "killed.jsonl"
+    path.write_text(whole + '{"step": %d, "d_loss": 0.00' % (max(steps) + 1))
+    done = ganwatch("replay", path, "--server", sqlite_only.url)
+    run_id = replayed_run_id(done)
+    assert f"killed.jsonl line {len(whole.splitlines()) + 1}, the last, was cut short" \
+        in done.stdout
+    assert f"replayed {len(steps)} steps" in done.stdout
+    alerts = api.get("/api/v1/alerts", params={"run_id": run_id, "limit": 1000}).json()["data"]
+    assert {a["rule"] for a in alerts if a["fired_step"] is not None} == EXPECTED["d-wins"]
+    assert api.get(f"/api/v1/runs/{run_id}").json()["last_step"] == max(steps)
 
 
 @pytest.mark.parametrize(("argv", "says"), [
