@@ -18,24 +18,17 @@ from trainer_client.grad_norms import GradNormProbe
 from trainer_client.images import DEFAULT_RANGE, check_range
 from trainer_client.queues import BoundedQueue
 from trainer_client.sender import Sender, warn
+from trainer_client.settings import DEFAULT_SERVER, resolve
 from trainer_client.spool import Spool, default_root
 from trainer_client.tensors import TENSOR_TYPES
 from trainer_client.transport import HttpTransport, Transport
 
-DEFAULT_SERVER = "http://127.0.0.1:8765"
 BATCH_KEYS = ("fake", "real")  # image batches: diversity summaries and sample grids
 # How much may wait for the sender thread before run.log drops (and counts) what comes next.
 # Only a sender that cannot keep up for long gets there (a server that is down does not: the
 # sender spools to disk meanwhile); the bound keeps such a stall from eating the host's memory.
 MAX_QUEUED_STEPS = 1_000_000
 MAX_QUEUED_SAMPLES = 100  # image batches (copies, on their device) waiting to be encoded
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
 
 
 def _json_safe(config) -> dict:
@@ -55,7 +48,7 @@ def stable_run_id(name: str, token: str | None = None) -> str:
     one (an open server, where every client may do everything anyway) it ends in the name's
     SHA-1, as it always did."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:40] or "run"
-    token = (os.environ.get("GANWATCH_TOKEN") if token is None else token) or ""
+    token = resolve("token", token) or ""
     if token.strip():
         tail = hmac.new(token.strip().encode(), b"ganwatch resume id\0" + name.encode(),
                         hashlib.sha256).hexdigest()[:24]
@@ -109,6 +102,7 @@ class Run:
         self.sample_range = check_range(options.sample_range) or DEFAULT_RANGE
         self.diversity_samples = max(2, int(options.diversity_samples))
         self.exit_timeout = options.exit_timeout
+        self.flush_interval = options.flush_interval
         self.errors = 0
         self._step = int(options.start_step)
         self._max_batch = options.max_batch
@@ -321,7 +315,7 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
          config: dict | None = None, server: str | None = None, run_id: str | None = None,
          resume: bool = False, sample_every: int = 500, sample_count: int = 64,
          diversity_samples: int = 64, sample_range: tuple[float, float] = DEFAULT_RANGE,
-         grad_norm_every: int = 1, flush_interval: float = 1.0,
+         grad_norm_every: int = 1, flush_interval: float | None = None,
          max_batch: int = 2000, spool_dir: str | Path | None = None,
          exit_timeout: float | None = None, rules: dict | None = None,
          checkin_interval: float | None = None, record: str | Path | None = None,
@@ -354,11 +348,11 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
     to a JSON Lines file, one step per line; ``offline=True`` only records, sending nothing.
     ``ganwatch replay FILE`` diagnoses a record later. Never raises.
     """
-    if os.environ.get("GANWATCH_DISABLED", "").lower() in ("1", "true", "yes", "on"):
+    if resolve("GANWATCH_DISABLED", warn=warn):
         return DisabledRun()
     try:
-        server = server or os.environ.get("GANWATCH_URL") or DEFAULT_SERVER
-        explicit_id = run_id or os.environ.get("GANWATCH_RUN_ID")
+        server = resolve("server", server or None, warn=warn)
+        explicit_id = resolve("run_id", run_id or None, warn=warn)
         run_id = explicit_id or (stable_run_id(name) if resume else secrets.token_hex(8))
         start_step = 0
         if (explicit_id or resume) and not offline:
@@ -372,10 +366,9 @@ def init(name: str, *, models: dict | None = None, optimizers: dict | None = Non
             optimizers=optimizers, sample_every=sample_every, sample_count=sample_count,
             diversity_samples=diversity_samples, sample_range=_sample_range(sample_range),
             grad_norm_every=grad_norm_every,
-            flush_interval=_env_float("GANWATCH_FLUSH_INTERVAL", flush_interval),
+            flush_interval=resolve("flush_interval", flush_interval, warn=warn),
             max_batch=max_batch, spool_dir=Path(spool_dir) if spool_dir else default_root(),
-            exit_timeout=exit_timeout if exit_timeout is not None
-            else _env_float("GANWATCH_EXIT_TIMEOUT", 30.0),
+            exit_timeout=resolve("exit_timeout", exit_timeout, warn=warn),
             rules=rules, checkin_interval=checkin_interval, record=record, offline=offline,
             loss=loss, keys=keys,
             start_step=start_step, resuming=bool(explicit_id or resume),

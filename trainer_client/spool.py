@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainer_client.settings import resolve
+
 try:
     import fcntl
 except ImportError:  # Windows: no cross-process lock, a spool is then replayed only by its owner
@@ -21,7 +23,7 @@ except ImportError:  # Windows: no cross-process lock, a spool is then replayed 
 
 
 def default_root() -> Path:
-    env = os.environ.get("GANWATCH_SPOOL_DIR")
+    env = resolve("spool_dir")
     if env:
         return Path(env)
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

@@ -5,7 +5,6 @@ and ``InMemoryTransport``, which records requests and answers as told (tests, of
 from __future__ import annotations
 
 import enum
-import os
 import socket
 import threading
 from collections import deque
@@ -14,6 +13,7 @@ from typing import Protocol
 
 import httpx
 
+from trainer_client.settings import resolve
 from trainer_client.spool import Message
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -59,7 +59,7 @@ class HttpTransport:
     def __init__(self, base_url: str, *, timeout: float = 10.0, connect_timeout: float = 2.0,
                  headers: dict | None = None, token: str | None = None) -> None:
         headers = dict(headers or {})
-        token = token or os.environ.get("GANWATCH_TOKEN")
+        token = resolve("token", token or None)
         if token:  # a server that needs one (GANWATCH_AUTH=required): `ganwatch token create`
             headers["Authorization"] = f"Bearer {token}"
         # Without TCP_NODELAY, small requests can wait ~40 ms on delayed ACKs.

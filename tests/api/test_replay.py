@@ -160,7 +160,7 @@ def test_a_record_cut_short_replays_every_whole_line_and_says_the_last_was_cut(
         whole = f.read()
     steps = [json.loads(line)["step"] for line in whole.splitlines() if '"step"' in line[:12]]
     path = tmp_path / "killed.jsonl"
-    path.write_text(whole + '{"step": %d, "d_loss": 0.00' % (max(steps) + 1))
+    path.write_text(whole + f'{{"step": {max(steps) + 1}, "d_loss": 0.00')
     done = ganwatch("replay", path, "--server", sqlite_only.url)
     run_id = replayed_run_id(done)
     assert f"killed.jsonl line {len(whole.splitlines()) + 1}, the last, was cut short" \

@@ -126,7 +126,7 @@ def _string_constants(path: Path):
 
 
 def test_errors_are_printed_in_one_place_and_the_default_url_is_written_once():
-    """Only trainer_client.cli writes "error:" lines, and only trainer_client.run spells out
+    """Only trainer_client.cli writes "error:" lines, and only trainer_client.settings spells out
     the default server's address."""
     printers, urls = [], []
     for package in ("ganwatch", "trainer_client"):
@@ -135,7 +135,7 @@ def test_errors_are_printed_in_one_place_and_the_default_url_is_written_once():
             for line, text in _string_constants(path):
                 if ": error:" in text and name != "trainer_client/cli.py":
                     printers.append(f"{name}:{line}")
-                if "8765" in text and name != "trainer_client/run.py":
+                if "8765" in text and name != "trainer_client/settings.py":
                     urls.append(f"{name}:{line}")
     assert printers == []
     assert urls == []
