@@ -58,3 +58,13 @@ def spool_dir(tmp_path, monkeypatch):
     path = tmp_path / "spool"
     monkeypatch.setenv("GANWATCH_SPOOL_DIR", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _client_warnings_start_fresh():
+    """Each test sees the client's warnings as a new process would: none held back yet."""
+    from trainer_client import log
+
+    log._last.clear()
+    log._held.clear()
+    yield

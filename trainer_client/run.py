@@ -16,6 +16,7 @@ from pathlib import Path
 from trainer_client import protocol, tensors
 from trainer_client.grad_norms import GradNormProbe
 from trainer_client.images import DEFAULT_RANGE, check_range
+from trainer_client.log import flush_held
 from trainer_client.queues import BoundedQueue
 from trainer_client.sender import Sender, warn
 from trainer_client.settings import DEFAULT_SERVER, resolve
@@ -246,6 +247,7 @@ class Run:
             self.transport.close()
 
     def _report(self) -> None:
+        flush_held()  # the repeated warnings held back: how many
         for queue, what in ((self._records, "steps"), (self._samples, "sample batches")):
             if queue.dropped:
                 warn(f"{queue.dropped} {what} of run '{self.name}' were dropped: the sender "

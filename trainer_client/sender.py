@@ -9,26 +9,19 @@ the spool, in order, and go out as soon as the server is back.
 from __future__ import annotations
 
 import random
-import sys
 import threading
 import time
 import uuid
 
 from trainer_client import protocol, tensors
 from trainer_client.images import image_grid_png
+from trainer_client.log import warn
 from trainer_client.queues import BoundedQueue
 from trainer_client.spool import Message, Spool, orphaned_spools, read_message
 from trainer_client.transport import Outcome, Transport
 
 MAX_BACKOFF_S = 10.0
 READBACK_TIMEOUT_S = 30.0
-
-
-def warn(text: str) -> None:
-    try:
-        print(f"ganwatch: {text}", file=sys.stderr, flush=True)
-    except Exception:
-        pass
 
 
 # What a run can be created without, and what then happens instead.
@@ -136,7 +129,8 @@ class Sender:
                 if time.monotonic() >= self._next_try:
                     self.drain()
             except Exception as exc:  # the thread must survive anything
-                warn(f"sender error (training continues): {type(exc).__name__}: {exc}")
+                warn(f"sender error (training continues): {type(exc).__name__}: {exc}",
+                     kind="sender error")
                 if closing:
                     return
 
@@ -269,7 +263,8 @@ class Sender:
                 elif outcome is Outcome.REJECTED:
                     self._rejected += 1
                     kept = spool.reject(message, detail)
-                    warn(f"the server refused a batch ({detail}); it is kept in {kept}")
+                    warn(f"the server refused a batch ({detail}); it is kept in {kept}",
+                         kind="refused batch")
                 else:
                     self._backoff(detail)
                     return False
