@@ -1,4 +1,4 @@
-"""The ``ganwatch`` command: serve, migrate, token, demo, replay, import, webhook, train,
+"""The ``ganwatch`` command: serve, migrate, token, demo, replay, import, spool, webhook, train,
 eval."""
 
 from __future__ import annotations
@@ -75,6 +75,15 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     return replay(Path(args.path), server=args.server or os.environ.get("GANWATCH_URL"),
                   name=args.name, rules=rules)
+
+
+def _spool(args: argparse.Namespace) -> int:
+    from trainer_client.replay import send_spool, spool_status
+
+    path = Path(args.dir) if args.dir else None
+    if args.action == "status":
+        return spool_status(path)
+    return send_spool(path, server=args.server or os.environ.get("GANWATCH_URL"))
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -219,11 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=_demo)
 
     replay = sub.add_parser(
-        "replay", help="diagnose a recorded run (a JSON Lines file, one step per line), or send "
-                       "what a client left in its spool (a directory)")
-    replay.add_argument("path", help="a record file (from --record / init(record=...)), "
-                                     "another tool's log (as ganwatch import reads), a run's "
-                                     "spool directory, or the spool root")
+        "replay", help="diagnose a recorded run (a JSON Lines file, one step per line) or "
+                       "another tool's log: the rules' verdict, printed")
+    replay.add_argument("path", help="a record file (from --record / init(record=...)), or "
+                                     "another tool's log (as ganwatch import reads)")
     replay.add_argument("--server", help=f"server URL (default GANWATCH_URL or {DEFAULT_SERVER})")
     replay.add_argument("--name", help="name of the replayed run (default: the record's, or "
                                        "the log's)")
@@ -242,6 +250,20 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--rules", help='rule settings as JSON, e.g. \'{"d_loss_spikes": '
                                      'false}\' (as in trainer_client.init(rules=...))')
     imp.set_defaults(func=_import)
+
+    spool = sub.add_parser(
+        "spool", help="what clients could not send (the server was away): status, or send it")
+    spool_sub = spool.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("send", "send what is spooled to the server"),
+                         ("status", "what is spooled, per run: unsent and refused")):
+        act = spool_sub.add_parser(action, help=text)
+        act.add_argument("dir", nargs="?", help="a run's spool directory or the spool root "
+                                                "(default GANWATCH_SPOOL_DIR or "
+                                                "~/.cache/ganwatch/spool)")
+        if action == "send":
+            act.add_argument("--server",
+                             help=f"server URL (default GANWATCH_URL or {DEFAULT_SERVER})")
+        act.set_defaults(func=_spool)
 
     from ganwatch.webhook import add_parser as add_webhook_parser
 

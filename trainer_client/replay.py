@@ -1,6 +1,7 @@
-"""``ganwatch replay`` and ``ganwatch import``: send what a client left in its spool (a
-directory), a recorded run (a JSON Lines file, one step per line) or another tool's training
-log (trainer_client.importers reads them) through the server's ingest path, to be diagnosed."""
+"""``ganwatch replay`` and ``ganwatch import``: send a recorded run (a JSON Lines file, one step
+per line) or another tool's training log (trainer_client.importers reads them) through the
+server's ingest path, to be diagnosed; and ``ganwatch spool send|status``: what a client left
+in its spool (a directory)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from trainer_client import importers, protocol
 from trainer_client.cli import PROG, fail
 from trainer_client.record import RecordError, read_record
 from trainer_client.run import DEFAULT_SERVER
-from trainer_client.spool import Message, Spool, read_message
+from trainer_client.spool import Message, Spool, default_root, read_message
 from trainer_client.transport import HttpTransport, Outcome, Transport
 
 STEPS_PER_BATCH = 500
@@ -25,24 +26,70 @@ def error(text: str) -> None:
     fail(PROG, text)
 
 
+def _spool_runs(path: Path) -> list[Path]:
+    """The run directories of a spool: ``path`` itself when it is one, else its sub-directories
+    holding messages (or refused ones)."""
+    def is_run(d: Path) -> bool:
+        return any(d.glob("*.msg")) or (d / "rejected").is_dir()
+    if is_run(path):
+        return [path]
+    return sorted(d for d in path.iterdir() if d.is_dir() and is_run(d))
+
+
 def replay(path: Path, server: str | None = None, **options) -> int:
-    """Replay a spool directory, a recorded JSON Lines file or another tool's training log (a
-    file, or a directory holding one: see trainer_client.importers); 0 when all was
-    delivered."""
+    """``ganwatch replay``: diagnose a recorded JSON Lines file or another tool's training log
+    (a file, or a directory holding one: see trainer_client.importers). A client's spool is
+    ``ganwatch spool send``'s, and is refused here with a line saying so."""
     if path.is_file():
         return replay_file(path, server, **options)
     if not path.is_dir():
-        error(f"no spool directory or record file at {path}")
+        error(f"no record file or log at {path}")
         return 2
-    run_dirs = [path] if any(path.glob("*.msg")) else sorted(
-        d for d in path.iterdir() if d.is_dir() and any(d.glob("*.msg")))
-    if not run_dirs and importers.holds_logs(path):
+    if importers.holds_logs(path):
         return replay_file(path, server, **options)
-    if options.get("name") or options.get("rules"):
-        error("--name and --rules apply to a record file, not to a spool directory")
+    if _spool_runs(path):
+        error(f"{path} is a client's spool, not a record: send it with "
+              f"`ganwatch spool send {path}`")
         return 2
+    error(f"{path} holds no record or log that ganwatch reads")
+    return 2
+
+
+def spool_status(path: Path | None = None) -> int:
+    """``ganwatch spool status [DIR]``: what each run's spool holds, unsent and refused."""
+    path = path or default_root()
+    if not path.is_dir():
+        print(f"ganwatch: nothing spooled ({path} does not exist)")
+        return 0
+    runs = _spool_runs(path)
+    if not runs:
+        print(f"ganwatch: nothing spooled in {path}")
+        return 0
+    for directory in runs:
+        spool = Spool(directory)
+        n, points, samples = spool.totals()
+        refused = len(list((directory / "rejected").glob("*.msg")))
+        in_use = not spool.try_lock()
+        if not in_use:
+            spool.unlock()
+        print(f"{directory.name}: {n} requests unsent ({points} points, {samples} sample "
+              f"grids), {refused} refused" + (" (a running client is sending it)" if in_use
+                                              else ""))
+    print(f"ganwatch: send them with `ganwatch spool send {path}`")
+    return 0
+
+
+def send_spool(path: Path | None = None, server: str | None = None) -> int:
+    """``ganwatch spool send [DIR]``: send what clients left in a spool (a run's directory, or
+    the spool root, by default ``GANWATCH_SPOOL_DIR`` or ~/.cache/ganwatch/spool); 0 when all
+    was delivered."""
+    path = path or default_root()
+    if not path.is_dir():
+        error(f"no spool directory at {path}")
+        return 2
+    run_dirs = [d for d in _spool_runs(path) if any(d.glob("*.msg"))]
     if not run_dirs:
-        print(f"ganwatch: nothing to replay in {path}")
+        print(f"ganwatch: nothing to send in {path}")
         return 0
     transport = HttpTransport(server or DEFAULT_SERVER)
     sent = refused = 0
@@ -71,7 +118,7 @@ def replay(path: Path, server: str | None = None, **options) -> int:
             spool.unlock()
     finally:
         transport.close()
-    print(f"ganwatch: replayed {sent} batches" + (f", {refused} refused" if refused else ""))
+    print(f"ganwatch: sent {sent} batches" + (f", {refused} refused" if refused else ""))
     return 1 if refused else 0
 
 

@@ -260,7 +260,8 @@ class Run:
             reason = f": {self._sender.last_error}" if self._sender.last_error else ""
             warn(f"{n} requests ({what}) of run '{self.name}' were not sent to {self.server}"
                  f"{reason}. They are kept in {self.spool.dir} and will be sent by the next "
-                 f"ganwatch client that starts here, or now with: ganwatch replay {self.spool.dir}")
+                 f"ganwatch client that starts here, or now with: ganwatch spool send "
+                 f"{self.spool.dir}")
         elif self._sender.rejected:
             warn(f"{self._sender.rejected} batches were refused by the server; "
                  f"they are kept in {self.spool.dir / 'rejected'}")

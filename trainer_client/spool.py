@@ -1,7 +1,7 @@
 """The on-disk outbox: every message is written here before it is sent, and removed once the
 server has acknowledged it. A server that is down, a client killed mid-send, or a process that
-exits with data unsent therefore loses nothing: the next client (or ``ganwatch replay DIR``)
-sends what is left, in order.
+exits with data unsent therefore loses nothing: the next client (or ``ganwatch spool send
+[DIR]``) sends what is left, in order.
 
 Layout: ``<root>/<run_id>/<seq>.msg`` (a JSON header line, then the body) plus a ``lock`` file
 held with ``flock`` by the process that owns the run; ``rejected/`` keeps what the server refused.

@@ -102,7 +102,9 @@ def test_identical_fake_images_have_zero_diversity(server, api, spool_dir):
 @pytest.mark.parametrize("argv, message", [
     (["serve", "--port", "notaport"], "invalid int value"),
     (["serve", "--port", "70000"], "port"),
-    (["replay", "/nonexistent/spool"], "no spool directory"),
+    (["replay", "/nonexistent/record.jsonl"], "no record file or log"),
+    (["spool", "send", "/nonexistent/spool"], "no spool directory"),
+    (["spool"], "required"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_cli_errors_are_one_line(argv, message):

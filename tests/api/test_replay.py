@@ -172,7 +172,7 @@ def test_a_record_cut_short_replays_every_whole_line_and_says_the_last_was_cut(
 
 
 @pytest.mark.parametrize(("argv", "says"), [
-    (["replay", "/no/such/file.jsonl"], "no spool directory or record file"),
+    (["replay", "/no/such/file.jsonl"], "no record file or log"),
     (["replay", "RECORD", "--rules", "{oops"], "--rules is not JSON"),
     (["replay", "RECORD", "--rules", "[]"], "--rules must be a JSON object"),
 ])

@@ -59,11 +59,20 @@ def test_unsent_data_is_reported_and_replayed_later(sqlite_server, spool_dir, ca
     err = capfd.readouterr().err
     assert "were not sent" in err
     assert "100 points" in err and str(spool_dir / run.id) in err  # 50 of x, 50 of nan
+    assert f"ganwatch spool send {spool_dir / run.id}" in err
+    status = subprocess.run([sys.executable, "-m", "ganwatch", "spool", "status",
+                             str(spool_dir)], capture_output=True, text=True, timeout=60)
+    assert f"{run.id}: " in status.stdout and "100 points" in status.stdout, status.stdout
+    replayed = subprocess.run([sys.executable, "-m", "ganwatch", "replay", str(spool_dir / run.id),
+                               "--server", "http://127.0.0.1:9"], capture_output=True,
+                              text=True, timeout=60)
+    assert replayed.returncode == 2 and "spool send" in replayed.stderr  # one command, one job
     sqlite_server.start()
-    done = subprocess.run([sys.executable, "-m", "ganwatch", "replay", str(spool_dir / run.id),
-                           "--server", sqlite_server.url], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-m", "ganwatch", "spool", "send",
+                           str(spool_dir / run.id), "--server", sqlite_server.url],
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    assert "sent " in done.stdout
     assert steps_of(sqlite_server, run.id) == list(range(50))
     assert series(sqlite_server.client(), run.id, "nan")["values"] == ["NaN"] * 50
 

@@ -74,7 +74,7 @@ def test_rules_that_are_not_json_are_one_line(tmp_path, capsys):
 
 def test_a_replay_of_nothing_there_is_one_line(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "missing")]) == 2
-    _one_line(capsys.readouterr().err, "ganwatch: error: no spool directory or record file at ")
+    _one_line(capsys.readouterr().err, "ganwatch: error: no record file or log at ")
 
 
 def test_a_record_that_cannot_be_read_is_one_line(tmp_path, capsys):
