@@ -248,7 +248,8 @@ PRESETS: dict[str, dict] = {
     "wgan-gp-diverge": dict(dataset="ring8", loss="wgan-gp", steps=600, batch_size=256,
                             ngf=128, ndf=128, seed=0, g_layers=3, lr=2e-2, lr_decay=0.0),
     # Hinge with D 5 steps per G step at 10x G's learning rate: both margins met, D(x) > 1
-    # and D(G(z)) < -1, where the hinge loss stops giving G a gradient (d_overpowering).
+    # and D(G(z)) < -1; G's gradients grow (60-220) rather than vanish, and G is pushed off the
+    # data, dropping modes (mode_collapse; bench/RESULTS.md).
     "hinge-d-wins": dict(dataset="ring8", loss="hinge", steps=400, batch_size=256, ngf=128,
                          ndf=128, seed=0, g_layers=3, d_steps=5, lr_d=2e-3,
                          label_smoothing=False, label_flip=0.0, instance_noise=0.0,
